@@ -1,0 +1,9 @@
+/* registry.c — the one place that lists the connectors, in start order. */
+#include "omniroute/connector.h"
+
+extern const struct omr_connector_ops omr_api_connector;
+
+const struct omr_connector_ops *const omr_connectors[] = {
+        &omr_api_connector,
+        NULL,
+};

@@ -1,0 +1,49 @@
+/* conf_yaml.h — typed reads from a libyaml document, each failure reported
+ * once as "file:line: message". The schema itself is in conf.c. */
+#ifndef OMR_CONF_YAML_H
+#define OMR_CONF_YAML_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <yaml.h>
+
+#include "omniroute/conf.h"
+
+struct cy {
+        yaml_document_t doc;
+        const char *path;
+        struct omr_conf_errors *errs;
+};
+
+typedef int (*cy_fn)(struct cy *cy, yaml_node_t *value, void *obj);
+
+struct cy_key {
+        const char *key;
+        cy_fn fn;
+};
+
+void cy_error(struct cy *cy, const yaml_node_t *n, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+int cy_line(const yaml_node_t *n);
+
+/* Walks a mapping, calling the table entry for each key; unknown keys and
+ * non-scalar keys are errors. Continues after errors to report them all;
+ * returns -1 if any occurred. A NULL node (absent section) is fine. */
+int cy_mapping(struct cy *cy, yaml_node_t *map, const char *section, const struct cy_key *keys,
+               void *obj);
+
+const char *cy_scalar(struct cy *cy, yaml_node_t *n, const char *what);
+int cy_string(struct cy *cy, yaml_node_t *n, const char *what, char **out);
+int cy_int(struct cy *cy, yaml_node_t *n, const char *what, long long min, long long max,
+           long long *out);
+int cy_bool(struct cy *cy, yaml_node_t *n, const char *what, bool *out);
+int cy_duration_ms(struct cy *cy, yaml_node_t *n, const char *what, int64_t *out);
+int cy_size(struct cy *cy, yaml_node_t *n, const char *what, size_t *out);
+/* A scalar or a sequence of scalars, as a NULL-free array of copies. */
+int cy_string_list(struct cy *cy, yaml_node_t *n, const char *what, char ***out, size_t *n_out);
+
+/* Pure parsers behind the typed reads (also used by tests). */
+int omr_parse_duration_ms(const char *s, int64_t *out);
+int omr_parse_size(const char *s, size_t *out);
+
+#endif

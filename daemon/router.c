@@ -1,0 +1,59 @@
+/* router.c — first matching rule wins; see router.h. Pure. */
+#include <fnmatch.h>
+#include <string.h>
+
+#include "omniroute/text.h"
+#include "router.h"
+
+static bool any_equal(char *const *list, size_t n, const char *s)
+{
+        for (size_t i = 0; s && i < n; i++)
+                if (strcmp(list[i], s) == 0)
+                        return true;
+        return false;
+}
+
+static bool any_glob(char *const *list, size_t n, const char *s)
+{
+        for (size_t i = 0; s && i < n; i++)
+                if (fnmatch(list[i], s, 0) == 0)
+                        return true;
+        return false;
+}
+
+static bool rule_matches(const struct omr_rule *r, const struct omr_message *m,
+                         const char *folded_text)
+{
+        if (r->channels && !(r->channels & (1u << m->channel)))
+                return false;
+        if (r->n_adapters && !any_equal(r->adapters, r->n_adapters, m->provider))
+                return false;
+        if (r->n_senders && !any_glob(r->senders, r->n_senders, m->customer.id) &&
+            !any_glob(r->senders, r->n_senders, m->customer.handle))
+                return false;
+        if (r->n_keywords) {
+                bool hit = false;
+                for (size_t i = 0; !hit && i < r->n_keywords; i++)
+                        hit = omr_text_contains_folded(folded_text, r->keywords[i]);
+                if (!hit)
+                        return false;
+        }
+        return true;
+}
+
+void omr_route(const struct omr_conf_routing *routing, const struct omr_message *m,
+               const char *folded_text, struct omr_route_decision *out)
+{
+        for (size_t i = 0; i < routing->n_rules; i++) {
+                const struct omr_rule *r = &routing->rules[i];
+                if (rule_matches(r, m, folded_text)) {
+                        out->queue = r->queue;
+                        out->priority = r->has_priority ? r->priority : routing->default_priority;
+                        out->rule = r;
+                        return;
+                }
+        }
+        out->queue = routing->default_queue;
+        out->priority = routing->default_priority;
+        out->rule = NULL;
+}

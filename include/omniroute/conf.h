@@ -1,0 +1,117 @@
+/* conf.h — configuration as typed data, loaded once from YAML.
+ *
+ * omr_conf_load() builds a whole new struct omr_conf or nothing; every
+ * problem is reported as "file:line: message". A loaded conf is immutable:
+ * reload (SIGHUP) loads a new one and swaps it in, so request handling can
+ * hold a pointer for the duration of one synchronous step, never across an
+ * asynchronous one (copy what you keep). */
+#ifndef OMNIROUTE_CONF_H
+#define OMNIROUTE_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "omniroute/message.h"
+
+#define OMR_CONF_MAX_ERRORS 32
+
+struct omr_conf_errors {
+        size_t n;
+        char msg[OMR_CONF_MAX_ERRORS][256];
+};
+
+struct omr_conf_http {
+        char *host; /* numeric address or name to bind */
+        int port;   /* 0: the kernel picks (logged at start) */
+        size_t max_body;
+        size_t max_header;      /* per-connection memory for the request head */
+        int64_t idle_timeout_s; /* idle keep-alive / slow client */
+        unsigned max_connections;
+        int64_t drain_timeout_ms;
+};
+
+enum omr_redis_kind { OMR_REDIS_EMBEDDED, OMR_REDIS_TCP, OMR_REDIS_UNIX };
+
+struct omr_conf_redis {
+        enum omr_redis_kind kind;
+        char *url; /* as written; NULL when embedded */
+        char *host;
+        int port;
+        char *unix_path;
+        int db;
+        char *password; /* from password_file; never logged */
+        char *prefix;
+        int64_t command_timeout_ms;
+        int64_t dedup_ttl_s;
+        long long queue_maxlen;
+        long long events_maxlen;
+        char *embedded_server; /* redis-server binary for the embedded mode */
+        char *embedded_dir;    /* NULL: $RUNTIME_DIRECTORY, $XDG_RUNTIME_DIR or /tmp */
+};
+
+struct omr_conf_adapter {
+        char *name;
+        unsigned char *secret;
+        size_t secret_len;
+        bool require_timestamp;
+        int line;
+};
+
+struct omr_conf_api {
+        struct omr_conf_adapter *adapters;
+        size_t n_adapters;
+        int64_t timestamp_window_s;
+};
+
+/* A routing rule: every condition given must hold; inside a list, any
+ * element may match. Keywords are stored case-folded (omr_text_fold). */
+struct omr_rule {
+        char *name;
+        int line;
+        unsigned channels; /* bit (1u << enum omr_channel); 0 = any */
+        char **adapters;   /* provider names: "api:shop", "twilio" … */
+        size_t n_adapters;
+        char **senders; /* fnmatch(3) globs over customer id and handle */
+        size_t n_senders;
+        char **keywords;
+        size_t n_keywords;
+        char *queue;
+        enum omr_priority priority;
+        bool has_priority;
+};
+
+struct omr_conf_routing {
+        char *default_queue;
+        enum omr_priority default_priority;
+        struct omr_rule *rules;
+        size_t n_rules;
+};
+
+struct omr_conf {
+        char *path;
+        int log_level;
+        struct omr_conf_http http;
+        struct omr_conf_redis redis;
+        struct omr_conf_api api;
+        struct omr_conf_routing routing;
+};
+
+/* Returns a new conf, or NULL with errs filled. */
+struct omr_conf *omr_conf_load(const char *path, struct omr_conf_errors *errs);
+/* Same, from a buffer; `path` only names it in messages and resolves
+ * relative secret files. Used by tests and the fuzzer. */
+struct omr_conf *omr_conf_load_buffer(const char *path, const char *buf, size_t len,
+                                      struct omr_conf_errors *errs);
+void omr_conf_free(struct omr_conf *c);
+
+const struct omr_conf_adapter *omr_conf_adapter(const struct omr_conf *c, const char *name);
+
+/* Names the first setting a reload cannot change (it needs a restart), or
+ * NULL when `next` may replace `cur` in place. */
+const char *omr_conf_reload_blocker(const struct omr_conf *cur, const struct omr_conf *next);
+
+/* Queue names appear in Redis keys: [A-Za-z0-9_.-]{1,64}. */
+bool omr_conf_valid_queue_name(const char *name);
+
+#endif

@@ -1,0 +1,49 @@
+/* core.h — what connectors see of the daemon: the loop, the current
+ * configuration, the HTTP server, metrics, and the single way in for
+ * messages, omr_ingest(). Loop thread only. */
+#ifndef OMNIROUTE_CORE_H
+#define OMNIROUTE_CORE_H
+
+#include <stdbool.h>
+
+#include "omniroute/conf.h"
+#include "omniroute/message.h"
+
+struct event_base;
+struct omr_core;
+struct omr_http;
+struct omr_metrics;
+
+enum omr_ingest_status {
+        OMR_INGEST_STORED,      /* written to Redis; safe to acknowledge */
+        OMR_INGEST_DUPLICATE,   /* seen before (provider retry); acknowledge, nothing new stored */
+        OMR_INGEST_UNAVAILABLE, /* Redis down, slow or refusing: nothing stored, retry later */
+};
+
+struct omr_ingest_result {
+        enum omr_ingest_status status;
+        const char *conversation_id; /* valid for STORED / DUPLICATE */
+        const char *message_id;
+        const char *queue;
+        bool new_conversation;
+        const char *detail; /* why, for UNAVAILABLE */
+};
+
+/* Borrowed result: valid only during the call. */
+typedef void (*omr_ingest_done_fn)(const struct omr_ingest_result *res, void *arg);
+
+/* The one entry point for inbound messages: dedup by (provider,
+ * external_id), thread into a conversation, route, store atomically, then
+ * call done exactly once — possibly before omr_ingest returns. Takes
+ * ownership of msg. Acknowledge the source only from done, and only for
+ * STORED or DUPLICATE. */
+void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_fn done,
+                void *arg);
+
+struct event_base *omr_core_base(const struct omr_core *core);
+const struct omr_conf *omr_core_conf(const struct omr_core *core);
+struct omr_http *omr_core_http(const struct omr_core *core);
+struct omr_metrics *omr_core_metrics(const struct omr_core *core);
+bool omr_core_store_ready(const struct omr_core *core);
+
+#endif

@@ -1,0 +1,297 @@
+/* router_test.c — unit tests for daemon/router.c. The routing table is
+ * loaded from inline YAML (as an operator writes it); each case builds a
+ * message by hand and checks queue, priority and the deciding rule. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router.h"
+#include "omniroute/conf.h"
+#include "omniroute/message.h"
+#include "omniroute/text.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Rule order matters: sms-vip and vip-sender overlap (first wins), and
+ * refunds comes before everything. default_priority is low so that "a rule
+ * without priority takes the default" is told apart from "normal". */
+static const char routing_yaml[] =
+        "routing:\n"
+        "  default_queue: general\n"
+        "  default_priority: low\n"
+        "  rules:\n"
+        "    - name: refunds\n"
+        "      keywords: [refund, \"Money Back\", \"Ho\xc3\xa0n Ti\xe1\xbb\x81n\", iade,\n"
+        "                 \"\xc3\x96\x44\x45ME\", \"\xe0\xb8\x84\xe0\xb8\xb7\xe0\xb8\x99\xe0\xb9"
+        "\x80\xe0\xb8\x87\xe0\xb8\xb4\xe0\xb8\x99\"]\n"
+        "      queue: billing\n"
+        "      priority: high\n"
+        "    - name: sms-vip\n"
+        "      channel: [sms]\n"
+        "      sender: [\"+4477009*\"]\n"
+        "      queue: vip\n"
+        "      priority: urgent\n"
+        "    - name: vip-sender\n"
+        "      sender: [\"+4477009*\", \"vip-*\"]\n"
+        "      queue: vip-other\n"
+        "      priority: high\n"
+        "    - name: shop-adapter\n"
+        "      adapter: [\"api:shop\", \"api:market\"]\n"
+        "      queue: shop\n"
+        "    - name: email-outage\n"
+        "      channel: [email]\n"
+        "      keywords: [outage]\n"
+        "      queue: incidents\n"
+        "      priority: urgent\n"
+        "    - name: chat-social\n"
+        "      channel: [chat, social]\n"
+        "      queue: social\n"
+        "      priority: normal\n";
+
+static struct omr_conf *conf;
+
+static int setup(void **state)
+{
+        struct omr_conf_errors errs;
+
+        (void)state;
+        memset(&errs, 0, sizeof(errs));
+        conf = omr_conf_load_buffer("router.yaml", routing_yaml, strlen(routing_yaml), &errs);
+        if (!conf) {
+                for (size_t i = 0; i < errs.n; i++)
+                        fprintf(stderr, "%s\n", errs.msg[i]);
+                return -1;
+        }
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        (void)state;
+        omr_conf_free(conf);
+        conf = NULL;
+        return 0;
+}
+
+static char *xstrdup(const char *s)
+{
+        char *d;
+
+        if (!s)
+                return NULL;
+        d = strdup(s);
+        assert_non_null(d);
+        return d;
+}
+
+struct msg_spec {
+        enum omr_channel channel;
+        const char *provider, *id, *handle, *subject, *text;
+};
+
+static struct omr_message *make_message(const struct msg_spec *s)
+{
+        struct omr_message *m = omr_message_new();
+
+        assert_non_null(m);
+        m->channel = s->channel;
+        m->provider = xstrdup(s->provider);
+        m->external_id = xstrdup("ext-1");
+        m->customer.id = xstrdup(s->id);
+        m->customer.name = xstrdup("Refund Money-Back"); /* names never match keywords */
+        m->customer.handle = xstrdup(s->handle);
+        m->subject = xstrdup(s->subject);
+        m->text = xstrdup(s->text);
+        return m;
+}
+
+/* What the caller computes once: omr_text_fold(subject + " " + text). */
+static char *folded_text(const struct omr_message *m)
+{
+        const char *subject = m->subject ? m->subject : "";
+        const char *text = m->text ? m->text : "";
+        size_t n = strlen(subject) + 1 + strlen(text) + 1;
+        char *joined = malloc(n);
+        char *folded;
+
+        if (!m->subject && !m->text)
+                return NULL;
+        assert_non_null(joined);
+        snprintf(joined, n, "%s %s", subject, text);
+        folded = omr_text_fold(joined);
+        assert_non_null(folded);
+        free(joined);
+        return folded;
+}
+
+#define VIP_PHONE "+447700900123"
+
+static const struct {
+        const char *name;
+        struct msg_spec msg;
+        const char *queue;
+        enum omr_priority priority;
+        const char *rule; /* NULL: the default route */
+} cases[] = {
+        /* Overlapping rules: sms-vip, vip-sender and shop-adapter all hold. */
+        {"first match wins", {OMR_CHANNEL_SMS, "api:shop", "cust-1", VIP_PHONE, NULL, "hello"},
+         "vip", OMR_PRIORITY_URGENT, "sms-vip"},
+        {"keyword rule first", {OMR_CHANNEL_SMS, "twilio", "cust-1", VIP_PHONE, NULL, "I want a REFUND"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        /* AND: sms-vip needs sms; the same sender by email falls to vip-sender. */
+        {"channel and sender both needed", {OMR_CHANNEL_EMAIL, "imap", "cust-1", VIP_PHONE, "Hi", "hello"},
+         "vip-other", OMR_PRIORITY_HIGH, "vip-sender"},
+        {"sender glob on customer id", {OMR_CHANNEL_EMAIL, "imap", "vip-42", "ana@example.com", "Hi", "hello"},
+         "vip-other", OMR_PRIORITY_HIGH, "vip-sender"},
+        {"sender glob on handle", {OMR_CHANNEL_API, "api:other", "cust-9", "+4477009555", NULL, "hello"},
+         "vip-other", OMR_PRIORITY_HIGH, "vip-sender"},
+        {"sender glob is anchored", {OMR_CHANNEL_API, "api:other", "cust-9", "x+447700900123", NULL, "hello"},
+         "general", OMR_PRIORITY_LOW, NULL},
+        {"sender glob, other number", {OMR_CHANNEL_SMS, "twilio", "cust-1", "+441234567890", NULL, "hello"},
+         "general", OMR_PRIORITY_LOW, NULL},
+        {"no handle", {OMR_CHANNEL_SMS, "twilio", "cust-1", NULL, NULL, "hello"},
+         "general", OMR_PRIORITY_LOW, NULL},
+        /* A rule without priority takes the default priority. */
+        {"adapter list, first", {OMR_CHANNEL_CHAT, "api:shop", "cust-2", NULL, NULL, "hello"},
+         "shop", OMR_PRIORITY_LOW, "shop-adapter"},
+        {"adapter list, second", {OMR_CHANNEL_API, "api:market", "cust-2", NULL, NULL, "hello"},
+         "shop", OMR_PRIORITY_LOW, "shop-adapter"},
+        {"adapter is exact", {OMR_CHANNEL_API, "api:shop2", "cust-2", NULL, NULL, "hello"},
+         "general", OMR_PRIORITY_LOW, NULL},
+        {"channel list, first", {OMR_CHANNEL_CHAT, "webchat", "cust-3", NULL, NULL, "hello"},
+         "social", OMR_PRIORITY_NORMAL, "chat-social"},
+        {"channel list, second", {OMR_CHANNEL_SOCIAL, "mastodon", "@ana", NULL, NULL, "hello"},
+         "social", OMR_PRIORITY_NORMAL, "chat-social"},
+        {"channel and keyword", {OMR_CHANNEL_EMAIL, "imap", "cust-4", "bo@example.com", "Service OUTAGE", "help"},
+         "incidents", OMR_PRIORITY_URGENT, "email-outage"},
+        {"keyword without channel", {OMR_CHANNEL_API, "api:other", "cust-4", NULL, NULL, "outage!"},
+         "general", OMR_PRIORITY_LOW, NULL},
+        {"channel without keyword", {OMR_CHANNEL_EMAIL, "imap", "cust-4", "bo@example.com", "Hello", "all fine"},
+         "general", OMR_PRIORITY_LOW, NULL},
+        {"keyword in subject", {OMR_CHANNEL_EMAIL, "imap", "cust-5", "bo@example.com", "Refund request", "see attached"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"keyword, mixed case in rule", {OMR_CHANNEL_EMAIL, "imap", "cust-5", NULL, NULL, "i want my MONEY BACK now"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"keyword is a substring", {OMR_CHANNEL_EMAIL, "imap", "cust-5", NULL, NULL, "refunded?"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"vietnamese keyword", {OMR_CHANNEL_CHAT, "webchat", "cust-6", NULL, NULL,
+                                "T\xc3\xb4i mu\xe1\xbb\x91n HO\xc3\x80N TI\xe1\xbb\x80N"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"vietnamese decomposed", {OMR_CHANNEL_CHAT, "webchat", "cust-6", NULL, NULL,
+                                   "muo\xcc\x82\xcc\x81n hoa\xcc\x80n tie\xcc\x82\xcc\x80n"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"vietnamese without accents is another word", {OMR_CHANNEL_CHAT, "webchat", "cust-6", NULL, NULL,
+                                                        "hoan tien"},
+         "social", OMR_PRIORITY_NORMAL, "chat-social"},
+        {"thai keyword", {OMR_CHANNEL_CHAT, "webchat", "cust-7", NULL, NULL,
+                          "\xe0\xb8\x82\xe0\xb8\xad\xe0\xb8\x84\xe0\xb8\xb7\xe0\xb8\x99\xe0\xb9\x80"
+                          "\xe0\xb8\x87\xe0\xb8\xb4\xe0\xb8\x99\xe0\xb8\x84\xe0\xb9\x88\xe0\xb8\xb0"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"turkish keyword", {OMR_CHANNEL_SMS, "twilio", "cust-8", NULL, NULL,
+                             "Sipari\xc5\x9fim i\xc3\xa7in iade istiyorum"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"turkish keyword, folded", {OMR_CHANNEL_SMS, "twilio", "cust-8", NULL, NULL,
+                                     "\xc3\xb6\x64\x65me yap\xc4\xb1lmad\xc4\xb1"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"fullwidth keyword (NFKC)", {OMR_CHANNEL_SMS, "twilio", "cust-8", NULL, NULL,
+                                      "\xef\xbc\xb2\xef\xbc\xa5\xef\xbc\xa6\xef\xbc\xb5\xef\xbc\xae"
+                                      "\xef\xbc\xa4 please"},
+         "billing", OMR_PRIORITY_HIGH, "refunds"},
+        {"no text matches no keyword", {OMR_CHANNEL_SMS, "twilio", "cust-1", NULL, NULL, NULL},
+         "general", OMR_PRIORITY_LOW, NULL},
+        {"nothing matches", {OMR_CHANNEL_API, "api:other", "cust-0", NULL, "Hello", "hello"},
+         "general", OMR_PRIORITY_LOW, NULL},
+};
+
+static void test_route_table(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < N(cases); i++) {
+                struct omr_message *m = make_message(&cases[i].msg);
+                char *folded = folded_text(m);
+                struct omr_route_decision d;
+
+                memset(&d, 0xa5, sizeof(d));
+                omr_route(&conf->routing, m, folded, &d);
+                const char *rule = d.rule ? d.rule->name : NULL;
+                if (!d.queue || strcmp(d.queue, cases[i].queue) != 0 ||
+                    d.priority != cases[i].priority || (rule == NULL) != (cases[i].rule == NULL) ||
+                    (rule && strcmp(rule, cases[i].rule) != 0))
+                        fail_msg("%s: got queue=%s priority=%d rule=%s, want queue=%s priority=%d "
+                                 "rule=%s",
+                                 cases[i].name, d.queue ? d.queue : "(null)", (int)d.priority,
+                                 rule ? rule : "(default)", cases[i].queue, (int)cases[i].priority,
+                                 cases[i].rule ? cases[i].rule : "(default)");
+                free(folded);
+                omr_message_free(m);
+        }
+}
+
+/* The decision borrows the queue from the conf, and the rule is one of its rules. */
+static void test_route_borrows(void **state)
+{
+        const struct msg_spec spec = {OMR_CHANNEL_CHAT, "api:shop", "c", NULL, NULL, "x"};
+        struct omr_message *m = make_message(&spec);
+        struct omr_route_decision d;
+
+        (void)state;
+        omr_route(&conf->routing, m, NULL, &d);
+        assert_non_null(d.rule);
+        assert_true(d.rule >= conf->routing.rules &&
+                    d.rule < conf->routing.rules + conf->routing.n_rules);
+        assert_ptr_equal(d.queue, d.rule->queue);
+        assert_false(d.rule->has_priority);
+        omr_message_free(m);
+
+        const struct msg_spec none = {OMR_CHANNEL_API, "api:other", "c", NULL, NULL, "x"};
+        m = make_message(&none);
+        omr_route(&conf->routing, m, NULL, &d);
+        assert_null(d.rule);
+        assert_ptr_equal(d.queue, conf->routing.default_queue);
+        omr_message_free(m);
+}
+
+/* No rules at all: everything goes to the defaults. */
+static void test_route_no_rules(void **state)
+{
+        static const char yaml[] = "routing:\n"
+                                   "  default_queue: inbox\n"
+                                   "  default_priority: urgent\n";
+        struct omr_conf_errors errs;
+        struct omr_conf *c;
+        const struct msg_spec spec = {OMR_CHANNEL_SMS, "twilio", "c", VIP_PHONE, NULL, "refund"};
+        struct omr_message *m = make_message(&spec);
+        char *folded = folded_text(m);
+        struct omr_route_decision d;
+
+        (void)state;
+        memset(&errs, 0, sizeof(errs));
+        c = omr_conf_load_buffer("norules.yaml", yaml, strlen(yaml), &errs);
+        if (!c)
+                fail_msg("load: %s", errs.n ? errs.msg[0] : "?");
+        assert_int_equal(c->routing.n_rules, 0);
+        omr_route(&c->routing, m, folded, &d);
+        assert_string_equal(d.queue, "inbox");
+        assert_int_equal(d.priority, OMR_PRIORITY_URGENT);
+        assert_null(d.rule);
+        free(folded);
+        omr_message_free(m);
+        omr_conf_free(c);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_route_table),
+                cmocka_unit_test(test_route_borrows),
+                cmocka_unit_test(test_route_no_rules),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
