@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "omniroute/connector.h"
 #include "omniroute/http.h"
 #include "omniroute/log.h"
@@ -19,19 +20,13 @@
 #include "omniroute/text.h"
 #include "omniroute/timefmt.h"
 
-#define MAX_ID_LEN       256
-#define MAX_ATTACHMENTS  50
-#define MAX_TAGS         32
+#define MAX_ID_LEN      256
+#define MAX_ATTACHMENTS 50
+#define MAX_TAGS        32
 
-/* Why a field was refused: the error code and the sentence for humans. */
-struct field_error {
-        const char *code; /* missing_field | invalid_field */
-        char detail[256];
-};
-
-static int field_fail(struct field_error *fe, const char *code, const char *fmt, ...)
+static int field_fail(struct omr_api_error *fe, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
-static int field_fail(struct field_error *fe, const char *code, const char *fmt, ...)
+static int field_fail(struct omr_api_error *fe, const char *code, const char *fmt, ...)
 {
         va_list ap;
         fe->code = code;
@@ -43,7 +38,7 @@ static int field_fail(struct field_error *fe, const char *code, const char *fmt,
 
 /* Optional string member of at most `max` bytes; absent or null → NULL. */
 static int opt_string(const json_t *o, const char *key, const char *path, size_t max, char **out,
-                      struct field_error *fe)
+                      struct omr_api_error *fe)
 {
         const json_t *v = json_object_get(o, key);
         if (v == NULL || json_is_null(v))
@@ -57,7 +52,7 @@ static int opt_string(const json_t *o, const char *key, const char *path, size_t
 }
 
 static int req_string(const json_t *o, const char *key, const char *path, size_t max, char **out,
-                      struct field_error *fe)
+                      struct omr_api_error *fe)
 {
         if (opt_string(o, key, path, max, out, fe))
                 return -1;
@@ -66,7 +61,7 @@ static int req_string(const json_t *o, const char *key, const char *path, size_t
         return 0;
 }
 
-static int parse_attachments(const json_t *j, struct omr_message *m, struct field_error *fe)
+static int parse_attachments(const json_t *j, struct omr_message *m, struct omr_api_error *fe)
 {
         const json_t *atts = json_object_get(j, "attachments");
         if (atts == NULL || json_is_null(atts))
@@ -85,8 +80,8 @@ static int parse_attachments(const json_t *j, struct omr_message *m, struct fiel
                 struct omr_attachment *at = &m->attachments[m->n_attachments++];
                 at->size = -1;
                 if (!json_is_object(a))
-                        return field_fail(fe, "invalid_field", "'attachments[%zu]' must be an object",
-                                          i);
+                        return field_fail(fe, "invalid_field",
+                                          "'attachments[%zu]' must be an object", i);
                 if (opt_string(a, "name", "attachments[].name", 1024, &at->name, fe) ||
                     opt_string(a, "type", "attachments[].type", 255, &at->type, fe) ||
                     req_string(a, "url", "attachments[].url", 8192, &at->url, fe))
@@ -95,14 +90,15 @@ static int parse_attachments(const json_t *j, struct omr_message *m, struct fiel
                 if (sz && !json_is_null(sz)) {
                         if (!json_is_integer(sz) || json_integer_value(sz) < 0)
                                 return field_fail(fe, "invalid_field",
-                                                  "'attachments[%zu].size' must be a byte count", i);
+                                                  "'attachments[%zu].size' must be a byte count",
+                                                  i);
                         at->size = json_integer_value(sz);
                 }
         }
         return 0;
 }
 
-static int parse_tags(const json_t *j, struct omr_message *m, struct field_error *fe)
+static int parse_tags(const json_t *j, struct omr_message *m, struct omr_api_error *fe)
 {
         const json_t *tags = json_object_get(j, "tags");
         if (tags == NULL || json_is_null(tags))
@@ -127,12 +123,8 @@ static int parse_tags(const json_t *j, struct omr_message *m, struct field_error
         return 0;
 }
 
-/* The adapter's JSON → the normalised message. Exposed (not static) for
- * the fuzzer; declared there. */
 struct omr_message *omr_api_message_from_json(const json_t *j, const char *adapter,
-                                              struct field_error *fe);
-struct omr_message *omr_api_message_from_json(const json_t *j, const char *adapter,
-                                              struct field_error *fe)
+                                              struct omr_api_error *fe)
 {
         struct omr_message *m = omr_message_new();
         char *channel = NULL, *sent_at = NULL, *text = NULL;
@@ -177,8 +169,8 @@ struct omr_message *omr_api_message_from_json(const json_t *j, const char *adapt
             opt_string(j, "subject", "subject", 1024, &m->subject, fe) ||
             opt_string(j, "thread", "thread", MAX_ID_LEN, &m->thread_key, fe) ||
             opt_string(j, "text", "text", SIZE_MAX, &text, fe) ||
-            opt_string(j, "sent_at", "sent_at", 64, &sent_at, fe) ||
-            parse_attachments(j, m, fe) || parse_tags(j, m, fe))
+            opt_string(j, "sent_at", "sent_at", 64, &sent_at, fe) || parse_attachments(j, m, fe) ||
+            parse_tags(j, m, fe))
                 goto fail;
         if (sent_at && omr_time_parse(sent_at, &m->sent_at) != 0) {
                 field_fail(fe, "invalid_field", "'sent_at' must be an RFC 3339 time");
@@ -214,10 +206,10 @@ static void on_stored(const struct omr_ingest_result *res, void *arg)
                                      "the message was not stored (%s); retry later", res->detail);
                 return;
         }
-        json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:b}", "conversation_id",
-                              res->conversation_id, "message_id", res->message_id, "queue",
-                              res->queue, "duplicate", res->status == OMR_INGEST_DUPLICATE,
-                              "new_conversation", res->new_conversation);
+        json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:b}", "conversation_id", res->conversation_id,
+                              "message_id", res->message_id, "queue", res->queue, "duplicate",
+                              res->status == OMR_INGEST_DUPLICATE, "new_conversation",
+                              res->new_conversation);
         omr_http_reply_json_take(req, 200, j);
 }
 
@@ -250,7 +242,8 @@ static void on_inbound(struct omr_http_request *req, void *arg)
         if (sr != OMR_SIG_OK) {
                 static const char *const why[] = {
                         [OMR_SIG_MISSING] = "X-Omniroute-Signature is missing",
-                        [OMR_SIG_MALFORMED] = "X-Omniroute-Signature must be sha256=<64 hex digits>",
+                        [OMR_SIG_MALFORMED] =
+                                "X-Omniroute-Signature must be sha256=<64 hex digits>",
                         [OMR_SIG_MISMATCH] = "the signature does not match the body",
                         [OMR_SIG_TS_MISSING] = "this adapter requires X-Omniroute-Timestamp",
                         [OMR_SIG_TS_MALFORMED] = "X-Omniroute-Timestamp must be Unix seconds",
@@ -269,7 +262,7 @@ static void on_inbound(struct omr_http_request *req, void *arg)
                 reject(c, req, 400, utf8 ? "invalid_utf8" : "bad_json", detail);
                 return;
         }
-        struct field_error fe = {0};
+        struct omr_api_error fe = {0};
         struct omr_message *m = omr_api_message_from_json(j, a->name, &fe);
         json_decref(j);
         if (m == NULL) {

@@ -171,9 +171,12 @@ static int http_drain(struct cy *cy, yaml_node_t *v, void *obj)
 static int sec_http(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
-                {"listen", http_listen},       {"max_body", http_max_body},
-                {"max_header", http_max_header}, {"idle_timeout", http_idle},
-                {"max_connections", http_max_conn}, {"drain_timeout", http_drain},
+                {"listen", http_listen},
+                {"max_body", http_max_body},
+                {"max_header", http_max_header},
+                {"idle_timeout", http_idle},
+                {"max_connections", http_max_conn},
+                {"drain_timeout", http_drain},
                 {NULL, NULL},
         };
         return cy_mapping(cy, v, "http", keys, obj);
@@ -202,8 +205,7 @@ static char *resolve_secret_path(const char *conf_path, const char *file)
         return strdup(buf);
 }
 
-static int read_secret(struct cy *cy, yaml_node_t *v, const char *what, char **out,
-                       size_t *out_len)
+static int read_secret(struct cy *cy, yaml_node_t *v, const char *what, char **out, size_t *out_len)
 {
         char *file = NULL;
         if (cy_string(cy, v, what, &file))
@@ -329,7 +331,8 @@ static int redis_prefix(struct cy *cy, yaml_node_t *v, void *obj)
         if (cy_string(cy, v, "redis.prefix", &c->redis.prefix))
                 return -1;
         if (strlen(c->redis.prefix) > 64 || strpbrk(c->redis.prefix, " {}\r\n")) {
-                cy_error(cy, v, "'redis.prefix' must be at most 64 characters without spaces or braces");
+                cy_error(cy, v,
+                         "'redis.prefix' must be at most 64 characters without spaces or braces");
                 return -1;
         }
         return 0;
@@ -354,7 +357,8 @@ static int redis_dedup_ttl(struct cy *cy, yaml_node_t *v, void *obj)
         if (cy_duration_ms(cy, v, "redis.dedup_ttl", &ms))
                 return -1;
         if (ms < 60000) {
-                cy_error(cy, v, "'redis.dedup_ttl' must be at least 1m (providers retry for hours)");
+                cy_error(cy, v,
+                         "'redis.dedup_ttl' must be at least 1m (providers retry for hours)");
                 return -1;
         }
         c->redis.dedup_ttl_s = ms / 1000;
@@ -370,8 +374,7 @@ static int redis_queue_maxlen(struct cy *cy, yaml_node_t *v, void *obj)
 static int redis_events_maxlen(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf *c = obj;
-        return cy_int(cy, v, "redis.events_maxlen", 1000, 1000000000000LL,
-                      &c->redis.events_maxlen);
+        return cy_int(cy, v, "redis.events_maxlen", 1000, 1000000000000LL, &c->redis.events_maxlen);
 }
 
 static int redis_embedded_server(struct cy *cy, yaml_node_t *v, void *obj)
@@ -456,7 +459,8 @@ static int api_adapters(struct cy *cy, yaml_node_t *v, void *obj)
                 return -1;
         int rc = 0;
         for (size_t i = 0; i < n; i++) {
-                yaml_node_t *item = yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
+                yaml_node_t *item =
+                        yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
                 struct omr_conf_adapter *a = &c->api.adapters[c->api.n_adapters++];
                 a->line = cy_line(item);
                 if (cy_mapping(cy, item, "connectors.api.adapters[]", keys, a) != 0) {
@@ -471,7 +475,8 @@ static int api_adapters(struct cy *cy, yaml_node_t *v, void *obj)
                 for (size_t k = 0; k + 1 < c->api.n_adapters; k++) {
                         if (c->api.adapters[k].name &&
                             strcmp(c->api.adapters[k].name, a->name) == 0) {
-                                cy_error(cy, item, "adapter '%s' is defined twice (first at line %d)",
+                                cy_error(cy, item,
+                                         "adapter '%s' is defined twice (first at line %d)",
                                          a->name, c->api.adapters[k].line);
                                 rc = -1;
                         }
@@ -558,8 +563,7 @@ static int rule_keywords(struct cy *cy, yaml_node_t *v, void *obj)
                 char *folded = omr_text_fold(r->keywords[i]);
                 if (folded == NULL || *folded == '\0') {
                         free(folded);
-                        cy_error(cy, v, "keyword '%s' is empty or not valid UTF-8",
-                                 r->keywords[i]);
+                        cy_error(cy, v, "keyword '%s' is empty or not valid UTF-8", r->keywords[i]);
                         return -1;
                 }
                 free(r->keywords[i]);
@@ -622,7 +626,8 @@ static int routing_rules(struct cy *cy, yaml_node_t *v, void *obj)
                 return -1;
         int rc = 0;
         for (size_t i = 0; i < n; i++) {
-                yaml_node_t *item = yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
+                yaml_node_t *item =
+                        yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
                 struct omr_rule *r = &c->routing.rules[c->routing.n_rules++];
                 r->line = cy_line(item);
                 if (cy_mapping(cy, item, "routing.rules[]", keys, r) != 0) {
@@ -675,8 +680,9 @@ static int sec_routing(struct cy *cy, yaml_node_t *v, void *obj)
 /* --- load / free -------------------------------------------------------- */
 
 static const struct cy_key top_keys[] = {
-        {"log", sec_log},           {"http", sec_http},       {"redis", sec_redis},
-        {"connectors", sec_connectors}, {"routing", sec_routing}, {NULL, NULL},
+        {"log", sec_log},         {"http", sec_http},
+        {"redis", sec_redis},     {"connectors", sec_connectors},
+        {"routing", sec_routing}, {NULL, NULL},
 };
 
 struct omr_conf *omr_conf_load_buffer(const char *path, const char *buf, size_t len,
@@ -728,8 +734,8 @@ struct omr_conf *omr_conf_load(const char *path, struct omr_conf_errors *errs)
         errs->n = 0;
         FILE *f = fopen(path, "re");
         if (f == NULL) {
-                snprintf(errs->msg[errs->n++], sizeof(errs->msg[0]), "%s:0: cannot open: %s",
-                         path, strerror(errno));
+                snprintf(errs->msg[errs->n++], sizeof(errs->msg[0]), "%s:0: cannot open: %s", path,
+                         strerror(errno));
                 return NULL;
         }
         char *buf = NULL;

@@ -51,8 +51,7 @@ int cy_mapping(struct cy *cy, yaml_node_t *map, const char *section, const struc
         if (map->type == YAML_SCALAR_NODE && map->data.scalar.length == 0)
                 return 0; /* "section:" with nothing under it */
         if (map->type != YAML_MAPPING_NODE) {
-                cy_error(cy, map, "expected a mapping for '%s', got %s", section,
-                         kind_name(map));
+                cy_error(cy, map, "expected a mapping for '%s', got %s", section, kind_name(map));
                 return -1;
         }
         for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
@@ -65,6 +64,19 @@ int cy_mapping(struct cy *cy, yaml_node_t *map, const char *section, const struc
                         continue;
                 }
                 const char *name = (const char *)k->data.scalar.value;
+                /* YAML leaves duplicate keys to the application; a second
+                 * value silently winning is a classic config bug. */
+                bool dup = false;
+                for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p && !dup; q++) {
+                        yaml_node_t *qk = yaml_document_get_node(&cy->doc, q->key);
+                        dup = qk && qk->type == YAML_SCALAR_NODE &&
+                              strcmp((const char *)qk->data.scalar.value, name) == 0;
+                }
+                if (dup) {
+                        cy_error(cy, k, "key '%s' appears twice in '%s'", name, section);
+                        rc = -1;
+                        continue;
+                }
                 const struct cy_key *e = keys;
                 while (e->key && strcmp(e->key, name) != 0)
                         e++;
@@ -145,8 +157,8 @@ int omr_parse_duration_ms(const char *s, int64_t *out)
         static const struct {
                 const char *unit;
                 int64_t ms;
-        } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000},
-                     {"", 1000}};
+        } units[] = {{"ms", 1},      {"s", 1000},     {"m", 60000},
+                     {"h", 3600000}, {"d", 86400000}, {"", 1000}};
         char *end;
         if (!isdigit((unsigned char)*s))
                 return -EINVAL;
@@ -170,9 +182,9 @@ int omr_parse_size(const char *s, size_t *out)
         static const struct {
                 const char *unit;
                 unsigned long long mult;
-        } units[] = {{"", 1},         {"B", 1},           {"KiB", 1024},     {"MiB", 1 << 20},
-                     {"GiB", 1 << 30}, {"kB", 1000},      {"MB", 1000000},   {"GB", 1000000000},
-                     {"K", 1024},      {"M", 1 << 20},     {"G", 1 << 30}};
+        } units[] = {{"", 1},          {"B", 1},       {"KiB", 1024},   {"MiB", 1 << 20},
+                     {"GiB", 1 << 30}, {"kB", 1000},   {"MB", 1000000}, {"GB", 1000000000},
+                     {"K", 1024},      {"M", 1 << 20}, {"G", 1 << 30}};
         char *end;
         if (!isdigit((unsigned char)*s))
                 return -EINVAL;
@@ -212,8 +224,7 @@ int cy_size(struct cy *cy, yaml_node_t *n, const char *what, size_t *out)
         if (s == NULL)
                 return -1;
         if (omr_parse_size(s, out) != 0) {
-                cy_error(cy, n, "'%s' must be a size like 65536, 64KiB or 1MiB, got '%s'", what,
-                         s);
+                cy_error(cy, n, "'%s' must be a size like 65536, 64KiB or 1MiB, got '%s'", what, s);
                 return -1;
         }
         return 0;
@@ -243,8 +254,9 @@ int cy_string_list(struct cy *cy, yaml_node_t *n, const char *what, char ***out,
                 return -1;
         int rc = 0;
         for (size_t i = 0; i < count; i++) {
-                yaml_node_t *item =
-                        n->type == YAML_SCALAR_NODE ? n : yaml_document_get_node(&cy->doc, start[i]);
+                yaml_node_t *item = n->type == YAML_SCALAR_NODE
+                                            ? n
+                                            : yaml_document_get_node(&cy->doc, start[i]);
                 if (cy_string(cy, item, what, &list[i]) != 0)
                         rc = -1;
         }

@@ -18,7 +18,7 @@
 
 extern const char omr_ingest_lua[];
 
-#define DRAIN_POLL_MS  20
+#define DRAIN_POLL_MS   20
 #define FORCED_GRACE_MS 500
 
 struct event_base *omr_core_base(const struct omr_core *core)
@@ -176,14 +176,14 @@ int omr_core_start(struct omr_core *core)
                 c->ops = omr_connectors[i];
                 c->core = core;
                 if ((rc = c->ops->init(c, core->conf)) != 0) {
-                        omr_log(LOG_ERR, "core", "connector init failed name=%s: %s",
-                                c->ops->name, strerror(-rc));
+                        omr_log(LOG_ERR, "core", "connector init failed name=%s: %s", c->ops->name,
+                                strerror(-rc));
                         return rc;
                 }
                 core->n_connectors++;
                 if ((rc = c->ops->start(c)) != 0) {
-                        omr_log(LOG_ERR, "core", "connector start failed name=%s: %s",
-                                c->ops->name, strerror(-rc));
+                        omr_log(LOG_ERR, "core", "connector start failed name=%s: %s", c->ops->name,
+                                strerror(-rc));
                         return rc;
                 }
         }

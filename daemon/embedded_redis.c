@@ -85,8 +85,7 @@ static int spawn(struct omr_embedded_redis *e)
         pid_t parent = getpid();
         pid_t pid = fork();
         if (pid < 0) {
-                omr_log(LOG_ERR, "redis", "cannot fork embedded redis-server: %s",
-                        strerror(errno));
+                omr_log(LOG_ERR, "redis", "cannot fork embedded redis-server: %s", strerror(errno));
                 return -errno;
         }
         if (pid == 0) {
@@ -97,14 +96,17 @@ static int spawn(struct omr_embedded_redis *e)
                         _exit(1);
                 dup2(STDERR_FILENO, STDOUT_FILENO);
                 char *argv[] = {
-                        e->server,         "--port",           "0",
-                        "--unixsocket",    e->socket,          "--unixsocketperm",
-                        "700",             "--dir",            e->data_dir,
-                        "--daemonize",     "no",               "--save",
-                        "",                "--appendonly",     "yes",
-                        "--appendfsync",   "everysec",         "--loglevel",
-                        "warning",         "--logfile",        "",
-                        NULL,
+                        e->server,   "--port",
+                        "0",         "--unixsocket",
+                        e->socket,   "--unixsocketperm",
+                        "700",       "--dir",
+                        e->data_dir, "--daemonize",
+                        "no",        "--save",
+                        "",          "--appendonly",
+                        "yes",       "--appendfsync",
+                        "everysec",  "--loglevel",
+                        "warning",   "--logfile",
+                        "",          NULL,
                 };
                 execvp(e->server, argv);
                 _exit(127);
@@ -190,8 +192,7 @@ struct omr_embedded_redis *omr_embedded_redis_start(struct event_base *base,
             evsignal_add(e->sigchld_ev, NULL) != 0)
                 goto fail;
         if (strlen(e->socket) >= 108) {
-                omr_log(LOG_ERR, "redis", "embedded redis socket path too long path=%s",
-                        e->socket);
+                omr_log(LOG_ERR, "redis", "embedded redis socket path too long path=%s", e->socket);
                 goto fail;
         }
         int rc = mkdir_p(e->dir, 0700);

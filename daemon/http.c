@@ -29,12 +29,12 @@
 #include "omniroute/metrics.h"
 #include "omniroute/timefmt.h"
 
-#define HTTP_MAGIC    0x4777ee1u
-#define REQ_MAGIC     0x4e9ee57u
-#define MAX_ROUTES    64
-#define MAX_PARAMS    4
-#define MAX_HEADERS   4
-#define DISCARD_MAX   (16u << 20)
+#define HTTP_MAGIC  0x4777ee1u
+#define REQ_MAGIC   0x4e9ee57u
+#define MAX_ROUTES  64
+#define MAX_PARAMS  4
+#define MAX_HEADERS 4
+#define DISCARD_MAX (16u << 20)
 
 struct route {
         char *method;
@@ -164,8 +164,8 @@ void omr_http_reply_error(struct omr_http_request *req, unsigned status, const c
         va_end(ap);
         /* The one log line for a refused request: cause, route and source. */
         omr_log(status >= 500 ? LOG_ERR : LOG_WARNING, "http",
-                "refused status=%u error=%s method=%s path=%s peer=%s detail=\"%s\"", status,
-                error, req->method, req->path, req->peer, detail);
+                "refused status=%u error=%s method=%s path=%s peer=%s detail=\"%s\"", status, error,
+                req->method, req->path, req->peer, detail);
         json_t *j = json_pack("{s:s, s:s}", "error", error, "detail", detail);
         omr_http_reply_json_take(req, status, j);
 }
@@ -325,7 +325,8 @@ static struct omr_http_request *request_new(struct omr_http *h, struct MHD_Conne
         if (ci && ci->client_addr) {
                 const struct sockaddr *sa = ci->client_addr;
                 if (sa->sa_family == AF_INET)
-                        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                        inet_ntop(AF_INET,
+                                  &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
                                   req->peer, sizeof(req->peer));
                 else if (sa->sa_family == AF_INET6)
                         inet_ntop(AF_INET6,
@@ -367,8 +368,8 @@ static void request_free(struct omr_http_request *req)
 
 static bool body_too_large(struct omr_http *h, struct MHD_Connection *conn)
 {
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+                MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl == NULL)
                 return false;
         char *end;
@@ -384,9 +385,8 @@ static void reply_too_large(struct omr_http_request *req)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
         struct omr_http *h = cls;
         struct omr_http_request *req = *con_cls;
@@ -476,6 +476,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+        __attribute__((format(printf, 2, 0)));
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
         char buf[512];
         (void)cls;
@@ -521,13 +523,13 @@ int omr_http_start(struct omr_http *h)
         unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        h->d = MHD_start_daemon(
-                flags, (uint16_t)h->conf.port, NULL, NULL, on_request, h,
-                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->conf.idle_timeout_s,
-                MHD_OPTION_CONNECTION_LIMIT, h->conf.max_connections,
-                MHD_OPTION_CONNECTION_MEMORY_LIMIT, h->conf.max_header,
-                MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+        h->d = MHD_start_daemon(flags, (uint16_t)h->conf.port, NULL, NULL, on_request, h,
+                                MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR,
+                                ai->ai_addr, MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned)h->conf.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+                                h->conf.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                h->conf.max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                MHD_OPTION_END);
         freeaddrinfo(ai);
         if (h->d == NULL) {
                 omr_log(LOG_ERR, "http", "cannot listen on %s:%d (address in use or not local?)",

@@ -83,9 +83,9 @@ static void on_stored(const redisReply *r, const char *error, void *arg)
         res.new_conversation = r->element[4]->integer == 1;
         res.status = strcmp(status, "duplicate") == 0 ? OMR_INGEST_DUPLICATE : OMR_INGEST_STORED;
         omr_log(LOG_DEBUG, "ingest",
-                "%s provider=%s external_id=%s conversation=%s message=%s queue=%s new=%d",
-                status, m->provider, m->external_id, res.conversation_id, res.message_id,
-                res.queue, res.new_conversation);
+                "%s provider=%s external_id=%s conversation=%s message=%s queue=%s new=%d", status,
+                m->provider, m->external_id, res.conversation_id, res.message_id, res.queue,
+                res.new_conversation);
         job_finish(job, &res);
 }
 
@@ -122,8 +122,7 @@ static char *search_text(const struct omr_message *m)
         return folded;
 }
 
-void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_fn done,
-                void *arg)
+void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_fn done, void *arg)
 {
         const struct omr_conf *conf = core->conf;
         struct ingest_job *job = calloc(1, sizeof(*job));
@@ -209,8 +208,8 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         if (dedup_key && thread_key && events_key) {
                 for (size_t i = 0; i < NARGV; i++)
                         lens[i] = strlen(argv[i]);
-                rc = omr_store_eval(core->store, &core->ingest_script, on_stored, job, 3,
-                                    NARGV - 3, argv, lens);
+                rc = omr_store_eval(core->store, &core->ingest_script, on_stored, job, 3, NARGV - 3,
+                                    argv, lens);
         }
         free(dedup_key);
         free(thread_key);

@@ -37,6 +37,8 @@ int omr_log_level_parse(const char *name)
 }
 
 static void vlog(int level, const char *component, const char *fmt, va_list ap)
+        __attribute__((format(printf, 3, 0)));
+static void vlog(int level, const char *component, const char *fmt, va_list ap)
 {
         char line[2048];
         int n;
@@ -44,8 +46,8 @@ static void vlog(int level, const char *component, const char *fmt, va_list ap)
         if (log_journal < 0)
                 log_journal = getenv("JOURNAL_STREAM") != NULL;
         if (log_journal) {
-                n = snprintf(line, sizeof(line), "<%d>level=%s comp=%s ", level,
-                             level_names[level], component);
+                n = snprintf(line, sizeof(line), "<%d>level=%s comp=%s ", level, level_names[level],
+                             component);
         } else {
                 char ts[OMR_TIME_LEN + 1];
                 omr_time_format(omr_now_ms(), ts);
@@ -73,7 +75,7 @@ void omr_log(int level, const char *component, const char *fmt, ...)
         va_end(ap);
 }
 
-_Noreturn void omr_panic(const char *component, const char *fmt, ...)
+void omr_panic(const char *component, const char *fmt, ...)
 {
         va_list ap;
         va_start(ap, fmt);

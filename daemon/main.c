@@ -15,14 +15,13 @@
 
 static void usage(FILE *out)
 {
-        fprintf(out,
-                "usage: omnirouted [-c FILE] [--check-config] [--foreground] [--version]\n"
-                "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
-                "      --check-config  validate FILE, print problems as FILE:LINE: message,\n"
-                "                      exit 0 if valid, 1 if not\n"
-                "      --foreground    accepted for init scripts; omnirouted never forks\n"
-                "                      (run it under systemd, Type=notify)\n"
-                "      --version       print the version\n");
+        fprintf(out, "usage: omnirouted [-c FILE] [--check-config] [--foreground] [--version]\n"
+                     "  -c, --config FILE   configuration (default " DEFAULT_CONFIG ")\n"
+                     "      --check-config  validate FILE, print problems as FILE:LINE: message,\n"
+                     "                      exit 0 if valid, 1 if not\n"
+                     "      --foreground    accepted for init scripts; omnirouted never forks\n"
+                     "                      (run it under systemd, Type=notify)\n"
+                     "      --version       print the version\n");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -38,12 +37,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 int main(int argc, char **argv)
 {
         static const struct option opts[] = {
-                {"config", required_argument, NULL, 'c'},
-                {"check-config", no_argument, NULL, 'k'},
-                {"foreground", no_argument, NULL, 'f'},
-                {"version", no_argument, NULL, 'V'},
-                {"help", no_argument, NULL, 'h'},
-                {NULL, 0, NULL, 0},
+                {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+                {"foreground", no_argument, NULL, 'f'},   {"version", no_argument, NULL, 'V'},
+                {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
         };
         const char *path = DEFAULT_CONFIG;
         bool check_only = false;

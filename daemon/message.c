@@ -9,9 +9,8 @@
 #include "omniroute/timefmt.h"
 
 static const char *const channel_names[OMR_CHANNEL__COUNT] = {
-        [OMR_CHANNEL_EMAIL] = "email", [OMR_CHANNEL_CHAT] = "chat",
-        [OMR_CHANNEL_SMS] = "sms",     [OMR_CHANNEL_SOCIAL] = "social",
-        [OMR_CHANNEL_API] = "api",
+        [OMR_CHANNEL_EMAIL] = "email",   [OMR_CHANNEL_CHAT] = "chat", [OMR_CHANNEL_SMS] = "sms",
+        [OMR_CHANNEL_SOCIAL] = "social", [OMR_CHANNEL_API] = "api",
 };
 
 static const char *const priority_names[OMR_PRIORITY__COUNT] = {

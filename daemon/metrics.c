@@ -22,11 +22,14 @@ struct family {
 static const struct {
         const char *name, *help, *label[2];
 } counter_defs[OMR_M__COUNTERS] = {
-        [OMR_M_HTTP_REQUESTS] = {"omr_http_requests_total", "HTTP requests answered.",
+        [OMR_M_HTTP_REQUESTS] = {"omr_http_requests_total",
+                                 "HTTP requests answered.",
                                  {"route", "code"}},
-        [OMR_M_INGESTED] = {"omr_messages_ingested_total", "Inbound messages by outcome.",
+        [OMR_M_INGESTED] = {"omr_messages_ingested_total",
+                            "Inbound messages by outcome.",
                             {"channel", "outcome"}},
-        [OMR_M_REJECTED] = {"omr_rejected_total", "Requests or messages refused, by reason.",
+        [OMR_M_REJECTED] = {"omr_rejected_total",
+                            "Requests or messages refused, by reason.",
                             {"component", "reason"}},
         [OMR_M_REDIS_RECONNECTS] = {"omr_redis_reconnects_total",
                                     "Redis connections lost or refused.",
@@ -34,7 +37,8 @@ static const struct {
         [OMR_M_REDIS_TIMEOUTS] = {"omr_redis_timeouts_total",
                                   "Redis commands answered later than command_timeout.",
                                   {NULL, NULL}},
-        [OMR_M_CONFIG_RELOADS] = {"omr_config_reloads_total", "Configuration reloads by result.",
+        [OMR_M_CONFIG_RELOADS] = {"omr_config_reloads_total",
+                                  "Configuration reloads by result.",
                                   {"result", NULL}},
 };
 
@@ -161,8 +165,7 @@ void omr_metrics_render(const struct omr_metrics *m, FILE *out)
         }
         for (int g = 0; g < OMR_G__GAUGES; g++)
                 fprintf(out, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", gauge_defs[g].name,
-                        gauge_defs[g].help, gauge_defs[g].name, gauge_defs[g].name,
-                        m->gauges[g]);
+                        gauge_defs[g].help, gauge_defs[g].name, gauge_defs[g].name, m->gauges[g]);
         const char *h = "omr_redis_command_duration_seconds";
         fprintf(out, "# HELP %s Time from sending a Redis command to its reply.\n", h);
         fprintf(out, "# TYPE %s histogram\n", h);

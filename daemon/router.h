@@ -8,7 +8,7 @@
 #include "omniroute/message.h"
 
 struct omr_route_decision {
-        const char *queue;          /* borrowed from the routing conf */
+        const char *queue; /* borrowed from the routing conf */
         enum omr_priority priority;
         const struct omr_rule *rule; /* NULL: the default route */
 };

@@ -19,8 +19,8 @@
 #include "omniroute/timefmt.h"
 #include "store.h"
 
-#define STORE_MAGIC   0x5e70e5u
-#define PENDING_MAGIC 0x9e4d1a6u
+#define STORE_MAGIC    0x5e70e5u
+#define PENDING_MAGIC  0x9e4d1a6u
 #define BACKOFF_MIN_MS 50
 #define BACKOFF_MAX_MS 1000
 #define PING_EVERY_MS  1000
@@ -300,9 +300,8 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 
 static void connect_now(struct omr_store *s)
 {
-        redisAsyncContext *ac = s->kind == OMR_REDIS_TCP
-                                        ? redisAsyncConnect(s->host, s->port)
-                                        : redisAsyncConnectUnix(s->unix_path);
+        redisAsyncContext *ac = s->kind == OMR_REDIS_TCP ? redisAsyncConnect(s->host, s->port)
+                                                         : redisAsyncConnectUnix(s->unix_path);
         if (ac == NULL || ac->err) {
                 log_outage(s, "cannot connect", ac ? ac->errstr : "out of memory");
                 if (ac)

@@ -77,8 +77,7 @@ int omr_time_parse(const char *s, int64_t *ms)
             digits(s + 11, 2, &h) || s[13] != ':' || digits(s + 14, 2, &mi) || s[16] != ':' ||
             digits(s + 17, 2, &sec))
                 return -EINVAL;
-        if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-            sec > 60)
+        if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60)
                 return -EINVAL;
         const char *p = s + 19;
         if (*p == '.') {

@@ -37,8 +37,7 @@ typedef void (*omr_ingest_done_fn)(const struct omr_ingest_result *res, void *ar
  * call done exactly once — possibly before omr_ingest returns. Takes
  * ownership of msg. Acknowledge the source only from done, and only for
  * STORED or DUPLICATE. */
-void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_fn done,
-                void *arg);
+void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_fn done, void *arg);
 
 struct event_base *omr_core_base(const struct omr_core *core);
 const struct omr_conf *omr_core_conf(const struct omr_core *core);

@@ -20,8 +20,8 @@ void omr_log(int level, const char *component, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
 
 /* A broken invariant: log and abort with a core. Never for bad input. */
-_Noreturn void omr_panic(const char *component, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
+void omr_panic(const char *component, const char *fmt, ...)
+        __attribute__((noreturn, format(printf, 2, 3)));
 
 #define OMR_MAGIC_CHECK(p, m)                                                                      \
         do {                                                                                       \

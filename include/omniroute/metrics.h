@@ -10,12 +10,12 @@
 struct omr_metrics;
 
 enum omr_counter {
-        OMR_M_HTTP_REQUESTS,     /* labels: route, code */
-        OMR_M_INGESTED,          /* labels: channel, outcome (stored|duplicate|unavailable) */
-        OMR_M_REJECTED,          /* labels: component, reason */
-        OMR_M_REDIS_RECONNECTS,  /* no labels */
-        OMR_M_REDIS_TIMEOUTS,    /* no labels */
-        OMR_M_CONFIG_RELOADS,    /* labels: result (ok|refused) */
+        OMR_M_HTTP_REQUESTS,    /* labels: route, code */
+        OMR_M_INGESTED,         /* labels: channel, outcome (stored|duplicate|unavailable) */
+        OMR_M_REJECTED,         /* labels: component, reason */
+        OMR_M_REDIS_RECONNECTS, /* no labels */
+        OMR_M_REDIS_TIMEOUTS,   /* no labels */
+        OMR_M_CONFIG_RELOADS,   /* labels: result (ok|refused) */
         OMR_M__COUNTERS
 };
 

@@ -22,12 +22,12 @@ void omr_hex_encode(const unsigned char *in, size_t len, char *out);
 
 enum omr_sig_result {
         OMR_SIG_OK,
-        OMR_SIG_MISSING,     /* no signature header */
-        OMR_SIG_MALFORMED,   /* not "sha256=<64 hex digits>" */
-        OMR_SIG_MISMATCH,    /* wrong secret or altered body */
-        OMR_SIG_TS_MISSING,  /* adapter requires a timestamp and none came */
+        OMR_SIG_MISSING,    /* no signature header */
+        OMR_SIG_MALFORMED,  /* not "sha256=<64 hex digits>" */
+        OMR_SIG_MISMATCH,   /* wrong secret or altered body */
+        OMR_SIG_TS_MISSING, /* adapter requires a timestamp and none came */
         OMR_SIG_TS_MALFORMED,
-        OMR_SIG_TS_STALE,    /* outside the replay window */
+        OMR_SIG_TS_STALE, /* outside the replay window */
 };
 
 /* The generic webhook scheme (docs/connectors/api.md): the signature is
