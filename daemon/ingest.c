@@ -91,7 +91,7 @@ static void on_stored(const redisReply *r, const char *error, void *arg)
 
 /* The thread key hashes its parts, so customer ids and thread references
  * of any shape (colons, spaces, long) make a short, collision-safe key. */
-static void thread_hash(const struct omr_message *m, char out[33])
+static int thread_hash(const struct omr_message *m, char out[33])
 {
         unsigned char d[SHA256_DIGEST_LENGTH];
         const char *parts[] = {m->provider, m->customer.id, m->thread_key ? m->thread_key : ""};
@@ -100,7 +100,7 @@ static void thread_hash(const struct omr_message *m, char out[33])
                 total += (lens[i] = strlen(parts[i]) + 1); /* with the NUL: a separator */
         unsigned char *buf = malloc(total), *p = buf;
         if (buf == NULL)
-                omr_panic("ingest", "out of memory");
+                return -1;
         for (size_t i = 0; i < 3; i++) {
                 memcpy(p, parts[i], lens[i]);
                 p += lens[i];
@@ -108,6 +108,7 @@ static void thread_hash(const struct omr_message *m, char out[33])
         SHA256(buf, total, d);
         free(buf);
         omr_hex_encode(d, 16, out);
+        return 0;
 }
 
 static char *search_text(const struct omr_message *m)
@@ -168,7 +169,11 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         const char *channel = omr_channel_name(msg->channel);
         char conv_id[OMR_ID_LEN + 1], hash[33], now[24], ttl[24], qmax[24], emax[24];
         omr_id_new(conv_id);
-        thread_hash(msg, hash);
+        if (thread_hash(msg, hash) != 0) {
+                free(json);
+                fail(job, "out of memory");
+                return;
+        }
         snprintf(now, sizeof(now), "%lld", (long long)msg->received_at);
         snprintf(ttl, sizeof(ttl), "%lld", (long long)conf->redis.dedup_ttl_s);
         snprintf(qmax, sizeof(qmax), "%lld", conf->redis.queue_maxlen);

@@ -523,7 +523,9 @@ def secrets_dir(tmp_path):
     d = tmp_path / "secrets"
     d.mkdir()
     for name, secret in SECRETS.items():
-        (d / f"{name}.secret").write_text(secret + SECRET_FILE_SUFFIX[name])
+        f = d / f"{name}.secret"
+        f.write_text(secret + SECRET_FILE_SUFFIX[name])
+        f.chmod(0o600)
     return d
 
 

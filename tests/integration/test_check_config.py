@@ -28,6 +28,7 @@ def _example(tmp_path, secret=True):
     shutil.copyfile(EXAMPLE, cfg)
     if secret:
         (tmp_path / "api-shop.secret").write_text("example-secret\n")
+        (tmp_path / "api-shop.secret").chmod(0o600)
     return cfg
 
 

@@ -117,6 +117,8 @@ def test_redis_outage_never_acks(redis_factory, secrets_dir, start_daemon):
             assert r["json"]["duplicate"] is False, r["json"]
 
     acked = {r["ext"] for r in results if r["status"] == 200}
+    print(f"outage: {len(results)} posts, {len(acked)} acked, {len(unavailable)} refused with 503, "
+          f"recovery {t_ok - t_up:+.3f}s after redis was back")
     all_ids = {r["ext"] for r in results}
 
     # ---- the provider retries everything that was not acknowledged
