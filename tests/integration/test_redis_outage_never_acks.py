@@ -14,6 +14,9 @@ from conftest import SECRETS, base_config, free_port, queue_entries, signed_head
     payload, metric, wait_until
 
 
+OUTAGE_S = 3.0
+
+
 class Poster(threading.Thread):
     """Posts unique messages in a loop; records every outcome."""
 
@@ -81,6 +84,11 @@ def test_redis_outage_never_acks(redis_factory, secrets_dir, start_daemon):
             return r if r.status_code == 503 else None
         r = wait_until(not_ready, 5, what="/readyz 503 while redis is down")
         assert r.json().get("error") == "not_ready" and r.json().get("detail"), r.text
+        assert d.alive()
+        # Stay down a few seconds, long enough for any reconnect back-off to
+        # grow: recovery must still follow within ~2 s of redis returning.
+        wait_until(lambda: time.monotonic() - t_kill >= OUTAGE_S, OUTAGE_S + 1, interval=0.05,
+                   what="the outage period")
         assert d.alive()
 
         # ---- bring redis back on the same port and data directory
