@@ -38,17 +38,24 @@ char *omr_text_fold(const char *s)
         return from_glib(out);
 }
 
+/* Unicode White_Space: GLib's isspace covers the separators (Zs, Zl, Zp)
+ * and \t \n \r \f, but not the two controls VT and NEL. */
+static bool is_white(gunichar c)
+{
+        return c == 0x0B || c == 0x85 || g_unichar_isspace(c);
+}
+
 char *omr_text_trim(const char *s)
 {
         if (s == NULL || !g_utf8_validate(s, -1, NULL))
                 return NULL;
         const char *start = s;
-        while (*start && g_unichar_isspace(g_utf8_get_char(start)))
+        while (*start && is_white(g_utf8_get_char(start)))
                 start = g_utf8_next_char(start);
         const char *end = start + strlen(start);
         while (end > start) {
                 const char *prev = g_utf8_find_prev_char(start, end);
-                if (prev == NULL || !g_unichar_isspace(g_utf8_get_char(prev)))
+                if (prev == NULL || !is_white(g_utf8_get_char(prev)))
                         break;
                 end = prev;
         }
