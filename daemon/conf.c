@@ -514,6 +514,19 @@ static int sec_connectors(struct cy *cy, yaml_node_t *v, void *obj)
 
 /* --- routing ------------------------------------------------------------ */
 
+/* An empty condition list would read as "any of nothing"; the loader would
+ * otherwise treat it as absent and match everything. Refuse it. */
+static int rule_list(struct cy *cy, yaml_node_t *v, const char *what, char ***out, size_t *n)
+{
+        if (cy_string_list(cy, v, what, out, n))
+                return -1;
+        if (*n == 0) {
+                cy_error(cy, v, "'%s' must not be empty (leave it out to match anything)", what);
+                return -1;
+        }
+        return 0;
+}
+
 static int rule_name(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_rule *r = obj;
@@ -525,7 +538,7 @@ static int rule_channel(struct cy *cy, yaml_node_t *v, void *obj)
         struct omr_rule *r = obj;
         char **list = NULL;
         size_t n = 0;
-        int rc = cy_string_list(cy, v, "rules[].channel", &list, &n);
+        int rc = rule_list(cy, v, "rules[].channel", &list, &n);
         for (size_t i = 0; rc == 0 && i < n; i++) {
                 int ch = omr_channel_parse(list[i]);
                 if (ch < 0) {
@@ -545,19 +558,19 @@ static int rule_channel(struct cy *cy, yaml_node_t *v, void *obj)
 static int rule_adapter(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_rule *r = obj;
-        return cy_string_list(cy, v, "rules[].adapter", &r->adapters, &r->n_adapters);
+        return rule_list(cy, v, "rules[].adapter", &r->adapters, &r->n_adapters);
 }
 
 static int rule_sender(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_rule *r = obj;
-        return cy_string_list(cy, v, "rules[].sender", &r->senders, &r->n_senders);
+        return rule_list(cy, v, "rules[].sender", &r->senders, &r->n_senders);
 }
 
 static int rule_keywords(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_rule *r = obj;
-        if (cy_string_list(cy, v, "rules[].keywords", &r->keywords, &r->n_keywords))
+        if (rule_list(cy, v, "rules[].keywords", &r->keywords, &r->n_keywords))
                 return -1;
         for (size_t i = 0; i < r->n_keywords; i++) {
                 char *folded = omr_text_fold(r->keywords[i]);

@@ -10,7 +10,8 @@ bool omr_text_valid_utf8(const char *s, size_t len);
 /* Unicode case folding after NFKC normalisation, so "RÉSUMÉ", "résumé" and
  * "re\u0301sume\u0301" compare equal. NULL if s is not valid UTF-8. */
 char *omr_text_fold(const char *s);
-/* Copy without leading/trailing white space (ASCII and Unicode spaces). */
+/* Copy without leading/trailing Unicode White_Space; NULL if s is not
+ * valid UTF-8. */
 char *omr_text_trim(const char *s);
 /* Does the folded haystack contain the folded needle? */
 bool omr_text_contains_folded(const char *folded_haystack, const char *folded_needle);

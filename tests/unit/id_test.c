@@ -72,16 +72,21 @@ static void test_time_bad(void **state)
         for (size_t i = 0; i < N(bad_ids); i++) {
                 int64_t t = omr_id_time(bad_ids[i]);
                 if (t != -1)
-                        fail_msg("omr_id_time(\"%s\") = %lld, want -1", bad_ids[i],
-                                 (long long)t);
+                        fail_msg("omr_id_time(\"%s\") = %lld, want -1", bad_ids[i], (long long)t);
         }
 }
 
 static void test_time_round_trip(void **state)
 {
         static const uint64_t times[] = {
-                0, 1, 999, 1469918176385ULL, 1795426200123ULL, 4102444800000ULL,
-                (1ULL << 48) - 2, (1ULL << 48) - 1,
+                0,
+                1,
+                999,
+                1469918176385ULL,
+                1795426200123ULL,
+                4102444800000ULL,
+                (1ULL << 48) - 2,
+                (1ULL << 48) - 1,
         };
         const uint8_t rnd[10] = {0x80, 1, 2, 3, 4, 5, 6, 7, 8, 0xff};
 
@@ -135,8 +140,8 @@ static void test_new_increasing(void **state)
                         fail_msg("id %s: time %lld outside [%lld, %lld]", ids[i], (long long)t,
                                  (long long)before, (long long)after);
                 if (i > 0 && strcmp(ids[i - 1], ids[i]) >= 0)
-                        fail_msg("ids %zu and %zu not increasing: %s then %s", i - 1, i,
-                                 ids[i - 1], ids[i]);
+                        fail_msg("ids %zu and %zu not increasing: %s then %s", i - 1, i, ids[i - 1],
+                                 ids[i]);
         }
         free(ids);
 }
@@ -144,10 +149,8 @@ static void test_new_increasing(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_format),
-                cmocka_unit_test(test_time_bad),
-                cmocka_unit_test(test_time_round_trip),
-                cmocka_unit_test(test_format_sorts_by_time),
+                cmocka_unit_test(test_format),          cmocka_unit_test(test_time_bad),
+                cmocka_unit_test(test_time_round_trip), cmocka_unit_test(test_format_sorts_by_time),
                 cmocka_unit_test(test_new_increasing),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -239,7 +239,7 @@ static void test_round_trip_each_channel_priority(void **state)
 
 /* Each case edits the valid JSON of full_message(); from_json must fail and
  * its error must name the field. */
-enum edit { DEL, SET_INT, SET_STR };
+enum edit { DEL, SET_INT, SET_STR, SET_ARRAY_OF_STR };
 static const struct {
         const char *obj; /* NULL: top level, else the member object to edit */
         const char *key;
@@ -261,6 +261,15 @@ static const struct {
         {NULL, "attachments", SET_STR, "a.png", "attachments"},
         {NULL, "text", SET_INT, NULL, "text"},
         {NULL, "provider", SET_INT, NULL, "provider"},
+        {NULL, "subject", SET_INT, NULL, "subject"},
+        {NULL, "thread_key", SET_INT, NULL, "thread_key"},
+        {NULL, "external_id", SET_INT, NULL, "external_id"},
+        {NULL, "sent_at", SET_STR, "last tuesday", "sent_at"},
+        {NULL, "id", SET_STR, "not-a-ulid", "id"},
+        {NULL, "attachments", SET_ARRAY_OF_STR, "a.png", "attachments"},
+        {NULL, "tags", SET_ARRAY_OF_STR, NULL, "tags"},
+        {"customer", "name", SET_INT, NULL, "customer.name"},
+        {"customer", "handle", SET_INT, NULL, "customer.handle"},
 };
 
 static void test_from_json_errors(void **state)
@@ -286,6 +295,13 @@ static void test_from_json_errors(void **state)
                 case SET_STR:
                         json_object_set_new(o, bad_cases[i].key, json_string(bad_cases[i].str));
                         break;
+                case SET_ARRAY_OF_STR: { /* [str] or, when str is NULL, [3] */
+                        json_t *a = json_array();
+                        json_array_append_new(a, bad_cases[i].str ? json_string(bad_cases[i].str)
+                                                                  : json_integer(3));
+                        json_object_set_new(o, bad_cases[i].key, a);
+                        break;
+                }
                 }
                 struct omr_message *got = omr_message_from_json(j, err, sizeof(err));
                 char *text = json_dumps(j, JSON_COMPACT);

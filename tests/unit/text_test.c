@@ -163,6 +163,7 @@ static const struct {
         {"ascii spaces", "  hello  ", "hello"},
         {"tabs and newlines", "\t\n hi there \r\n", "hi there"},
         {"vertical tab, form feed", "\v\fx\f\v", "x"},
+        {"next line (NEL), line separator", "\xc2\x85x\xe2\x80\xa8", "x"},
         {"interior kept", "  a  b  ", "a  b"},
         {"no-break space", "\xc2\xa0x\xc2\xa0", "x"},
         {"ideographic space", "\xe3\x80\x80\xe6\x97\xa5\xe6\x9c\xac\xe3\x80\x80",

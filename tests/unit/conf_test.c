@@ -1,0 +1,814 @@
+/* conf_test.c — unit tests for daemon/conf.c: the example config loads,
+ * every kind of error is reported as "PATH:LINE: message" on the right line,
+ * defaults, duration / size / listen / redis url parsing, secrets, reload
+ * blockers and adapter lookup. The exact error wording is not fixed: tests
+ * assert the prefix and a key word (the key or the offending value).
+ *
+ * Secret files live in a mkdtemp(3) directory made by the group setup; the
+ * config "path" given to omr_conf_load_buffer() points into it so relative
+ * secret_file names resolve there. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "omniroute/conf.h"
+#include "omniroute/message.h"
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* OMR_TEST_DATA is SOURCE/tests/unit/data (which need not exist). */
+static void source_path(const char *rel, char *out, size_t cap)
+{
+        static const char suffix[] = "/tests/unit/data";
+        size_t n = strlen(OMR_TEST_DATA);
+
+        assert_true(n >= sizeof(suffix) - 1);
+        assert_string_equal(OMR_TEST_DATA + n - (sizeof(suffix) - 1), suffix);
+        snprintf(out, cap, "%.*s/%s", (int)(n - (sizeof(suffix) - 1)), OMR_TEST_DATA, rel);
+}
+
+static char tmpdir[64];
+static char conf_path[128]; /* tmpdir/c.yaml: names the buffers in messages */
+
+static void write_file(const char *dir, const char *name, const char *content)
+{
+        char path[PATH_MAX];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        f = fopen(path, "w");
+        assert_non_null(f);
+        assert_int_equal(fputs(content, f) >= 0, 1);
+        assert_int_equal(fclose(f), 0);
+}
+
+static void remove_dir(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        char path[PATH_MAX];
+
+        if (!d)
+                return;
+        while ((e = readdir(d)) != NULL) {
+                if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                unlink(path);
+        }
+        closedir(d);
+        rmdir(dir);
+}
+
+static int group_setup(void **state)
+{
+        (void)state;
+        /* Relative secret files must resolve against the config's directory. */
+        unsetenv("CREDENTIALS_DIRECTORY");
+        snprintf(tmpdir, sizeof(tmpdir), "/tmp/omr-conf-XXXXXX");
+        if (!mkdtemp(tmpdir))
+                return -1;
+        snprintf(conf_path, sizeof(conf_path), "%s/c.yaml", tmpdir);
+        write_file(tmpdir, "shop.secret", "s3cret\n");
+        write_file(tmpdir, "market.secret", "m-secret\r\n");
+        write_file(tmpdir, "raw.secret", "no newline");
+        write_file(tmpdir, "empty.secret", "");
+        write_file(tmpdir, "newline.secret", "\n");
+        return 0;
+}
+
+static int group_teardown(void **state)
+{
+        (void)state;
+        remove_dir(tmpdir);
+        return 0;
+}
+
+static struct omr_conf *load(const char *yaml, struct omr_conf_errors *errs)
+{
+        memset(errs, 0, sizeof(*errs));
+        return omr_conf_load_buffer(conf_path, yaml, strlen(yaml), errs);
+}
+
+/* Loads yaml, which must be valid. */
+static struct omr_conf *load_ok(const char *yaml)
+{
+        struct omr_conf_errors errs;
+        struct omr_conf *c = load(yaml, &errs);
+
+        if (!c) {
+                for (size_t i = 0; i < errs.n && i < OMR_CONF_MAX_ERRORS; i++)
+                        fprintf(stderr, "  %s\n", errs.msg[i]);
+                fail_msg("config rejected (%zu errors):\n%s", errs.n, yaml);
+        }
+        assert_int_equal(errs.n, 0);
+        return c;
+}
+
+/* ---- the example config ---- */
+
+static void test_example_loads(void **state)
+{
+        char dir[] = "/tmp/omr-example-XXXXXX";
+        char path[PATH_MAX];
+        struct omr_conf_errors errs;
+        char example[PATH_MAX];
+        char *text;
+        long len;
+        FILE *in;
+
+        (void)state;
+        source_path("config/omnirouted.example.yaml", example, sizeof(example));
+        in = fopen(example, "r");
+        if (!in)
+                fail_msg("cannot open %s", example);
+        assert_int_equal(fseek(in, 0, SEEK_END), 0);
+        len = ftell(in);
+        assert_true(len > 0);
+        rewind(in);
+        text = calloc(1, (size_t)len + 1);
+        assert_non_null(text);
+        assert_int_equal(fread(text, 1, (size_t)len, in), (size_t)len);
+        fclose(in);
+        assert_non_null(mkdtemp(dir));
+        write_file(dir, "omnirouted.yaml", text);
+        write_file(dir, "api-shop.secret", "shop-secret\n");
+        free(text);
+        snprintf(path, sizeof(path), "%s/omnirouted.yaml", dir);
+
+        memset(&errs, 0, sizeof(errs));
+        struct omr_conf *c = omr_conf_load(path, &errs);
+        if (!c)
+                fail_msg("example config rejected: %s", errs.n ? errs.msg[0] : "?");
+        assert_int_equal(errs.n, 0);
+        assert_string_equal(c->path, path);
+        assert_int_equal(c->log_level, LOG_INFO);
+
+        assert_string_equal(c->http.host, "127.0.0.1");
+        assert_int_equal(c->http.port, 8080);
+        assert_int_equal(c->http.max_body, 1024 * 1024);
+        assert_int_equal(c->http.max_header, 32 * 1024);
+        assert_int_equal(c->http.idle_timeout_s, 30);
+        assert_int_equal(c->http.max_connections, 4096);
+        assert_int_equal(c->http.drain_timeout_ms, 10000);
+
+        assert_int_equal(c->redis.kind, OMR_REDIS_EMBEDDED);
+        assert_null(c->redis.url);
+        assert_null(c->redis.password);
+        assert_string_equal(c->redis.prefix, "omr:");
+        assert_int_equal(c->redis.command_timeout_ms, 2000);
+        assert_int_equal(c->redis.dedup_ttl_s, 7 * 86400);
+        assert_int_equal(c->redis.queue_maxlen, 1000000);
+        assert_int_equal(c->redis.events_maxlen, 100000);
+
+        assert_int_equal(c->api.timestamp_window_s, 300);
+        assert_int_equal(c->api.n_adapters, 1);
+        const struct omr_conf_adapter *a = &c->api.adapters[0];
+        assert_string_equal(a->name, "shop");
+        assert_int_equal(a->secret_len, strlen("shop-secret"));
+        assert_memory_equal(a->secret, "shop-secret", a->secret_len);
+        assert_false(a->require_timestamp);
+        assert_ptr_equal(omr_conf_adapter(c, "shop"), a);
+
+        const struct omr_conf_routing *r = &c->routing;
+        assert_string_equal(r->default_queue, "general");
+        assert_int_equal(r->default_priority, OMR_PRIORITY_NORMAL);
+        assert_int_equal(r->n_rules, 3);
+        assert_string_equal(r->rules[0].name, "refunds");
+        assert_string_equal(r->rules[0].queue, "billing");
+        assert_true(r->rules[0].has_priority);
+        assert_int_equal(r->rules[0].priority, OMR_PRIORITY_HIGH);
+        assert_int_equal(r->rules[0].n_keywords, 5);
+        assert_string_equal(r->rules[0].keywords[2], "ho\xc3\xa0n ti\xe1\xbb\x81n");
+        assert_int_equal(r->rules[0].channels, 0);
+        assert_string_equal(r->rules[1].name, "sms-vip");
+        assert_int_equal(r->rules[1].channels, 1u << OMR_CHANNEL_SMS);
+        assert_int_equal(r->rules[1].n_senders, 1);
+        assert_string_equal(r->rules[1].senders[0], "+4477009*");
+        assert_int_equal(r->rules[1].priority, OMR_PRIORITY_URGENT);
+        assert_string_equal(r->rules[2].name, "shop-adapter");
+        assert_int_equal(r->rules[2].n_adapters, 1);
+        assert_string_equal(r->rules[2].adapters[0], "api:shop");
+        assert_string_equal(r->rules[2].queue, "shop");
+        assert_false(r->rules[2].has_priority);
+
+        omr_conf_free(c);
+        remove_dir(dir);
+}
+
+static void test_load_missing_file(void **state)
+{
+        struct omr_conf_errors errs;
+        char path[PATH_MAX];
+
+        (void)state;
+        snprintf(path, sizeof(path), "%s/does-not-exist.yaml", tmpdir);
+        memset(&errs, 0, sizeof(errs));
+        assert_null(omr_conf_load(path, &errs));
+        assert_true(errs.n >= 1);
+        assert_non_null(strstr(errs.msg[0], path));
+}
+
+/* ---- errors ---- */
+
+static const struct {
+        const char *name;
+        const char *yaml;
+        int line;              /* 0: any line */
+        const char *any_of[2]; /* the message names one of these (NULL: no check) */
+} error_cases[] = {
+        {"unknown top-level key", "log:\n  level: info\nbogus: 1\n", 3, {"bogus"}},
+        {"unknown http key",
+         "http:\n  listen: \"127.0.0.1:0\"\n  max_bodyy: 1MiB\n",
+         3,
+         {"max_bodyy"}},
+        {"unknown rule key",
+         "routing:\n  rules:\n    - name: r\n      queue: q\n      keywordz: [x]\n",
+         5,
+         {"keywordz"}},
+        {"unknown adapter key",
+         "connectors:\n  api:\n    adapters:\n      - name: shop\n        secret_file: "
+         "shop.secret\n        require_ts: true\n",
+         6,
+         {"require_ts"}},
+        {"unknown connector", "connectors:\n  nosuchconnector: {}\n", 2, {"nosuchconnector"}},
+        {"mapping for a scalar", "http:\n  listen: {host: x}\n", 2, {"listen"}},
+        {"sequence for max_body", "http:\n  max_body: [1, 2]\n", 2, {"max_body"}},
+        {"scalar for a mapping", "log:\n  level: info\nhttp: 8080\n", 3, {"http"}},
+        {"scalar for rules", "routing:\n  rules: refunds\n", 2, {"rules"}},
+        {"mapping in the adapter list of a rule",
+         "routing:\n  rules:\n    - name: r\n      adapter: [{a: 1}]\n      queue: q\n",
+         4,
+         {"adapter"}},
+        {"bad duration", "http:\n  idle_timeout: 5x\n", 2, {"idle_timeout", "5x"}},
+        {"bad duration, word", "redis:\n  command_timeout: fast\n", 2, {"command_timeout", "fast"}},
+        {"bad duration, nested",
+         "connectors:\n  api:\n    timestamp_window: 5x\n",
+         3,
+         {"timestamp_window", "5x"}},
+        {"bad size unit", "http:\n  max_body: 12QB\n", 2, {"max_body", "12QB"}},
+        {"negative size", "http:\n  max_body: -1\n", 2, {"max_body", "-1"}},
+        {"size out of range", "http:\n  max_body: 100GiB\n", 2, {"max_body", "100GiB"}},
+        {"duplicate key",
+         "http:\n  listen: \"127.0.0.1:1\"\n  listen: \"127.0.0.1:2\"\n",
+         3,
+         {"listen"}},
+        {"duplicate section", "log:\n  level: info\nlog:\n  level: debug\n", 3, {"log"}},
+        {"bad count", "http:\n  max_connections: lots\n", 2, {"max_connections", "lots"}},
+        {"listen without port", "http:\n  listen: nohost\n", 2, {"listen", "nohost"}},
+        {"listen port too big", "http:\n  listen: \"127.0.0.1:99999\"\n", 2, {"listen", "99999"}},
+        {"listen host:99999", "http:\n  listen: \"host:99999\"\n", 2, {"listen", "99999"}},
+        {"listen empty port", "http:\n  listen: \"127.0.0.1:\"\n", 2, {"listen"}},
+        {"redis url scheme", "redis:\n  url: \"http://127.0.0.1:6379/0\"\n", 2, {"url", "http"}},
+        {"redis url port", "redis:\n  url: \"redis://h:99999/0\"\n", 2, {"url", "99999"}},
+        {"redis url db", "redis:\n  url: \"redis://h:6379/x\"\n", 2, {"url", "redis://h"}},
+        {"missing secret file",
+         "connectors:\n  api:\n    adapters:\n      - name: shop\n        secret_file: "
+         "nope.secret\n",
+         5,
+         {"nope.secret"}},
+        {"empty secret file",
+         "connectors:\n  api:\n    adapters:\n      - name: shop\n        secret_file: "
+         "empty.secret\n",
+         5,
+         {"empty.secret"}},
+        {"secret file of one newline",
+         "connectors:\n  api:\n    adapters:\n      - name: shop\n        secret_file: "
+         "newline.secret\n",
+         5,
+         {"newline.secret"}},
+        {"adapter without secret",
+         "connectors:\n  api:\n    adapters:\n      - name: shop\n",
+         4,
+         {"secret_file"}},
+        {"duplicate adapter",
+         "connectors:\n  api:\n    adapters:\n      - name: shop\n        secret_file: "
+         "shop.secret\n      - name: shop\n        secret_file: market.secret\n",
+         6,
+         {"shop"}},
+        {"bad adapter name",
+         "connectors:\n  api:\n    adapters:\n      - name: \"sh op\"\n        secret_file: "
+         "shop.secret\n",
+         4,
+         {"sh op"}},
+        {"bad bool",
+         "connectors:\n  api:\n    adapters:\n      - name: shop\n        secret_file: "
+         "shop.secret\n        require_timestamp: maybe\n",
+         6,
+         {"require_timestamp", "maybe"}},
+        {"invalid queue name",
+         "routing:\n  rules:\n    - name: r\n      queue: \"a b\"\n",
+         4,
+         {"a b"}},
+        {"invalid default queue", "routing:\n  default_queue: \"a b\"\n", 2, {"a b"}},
+        {"unknown channel",
+         "routing:\n  rules:\n    - name: r\n      channel: [sms, fax]\n      queue: q\n",
+         4,
+         {"fax"}},
+        {"unknown priority",
+         "routing:\n  rules:\n    - name: r\n      queue: q\n      priority: extreme\n",
+         5,
+         {"extreme"}},
+        {"unknown default priority", "routing:\n  default_priority: extreme\n", 2, {"extreme"}},
+        {"empty keyword list",
+         "routing:\n  rules:\n    - name: r\n      keywords: []\n      queue: q\n",
+         4,
+         {"empty"}},
+        {"empty channel list",
+         "routing:\n  rules:\n    - name: r\n      channel: []\n      queue: q\n",
+         4,
+         {"empty"}},
+        {"duplicate key", "http:\n  max_body: 2MiB\n  max_body: 4MiB\n", 3, {"twice"}},
+        {"rule without queue",
+         "routing:\n  rules:\n    - name: r\n      keywords: [x]\n",
+         3,
+         {"queue"}},
+        {"unknown log level", "log:\n  level: verbose\n", 2, {"verbose", "level"}},
+        {"document not a mapping", "- a\n- b\n", 1, {NULL}},
+        {"yaml syntax error", "http:\n  listen: \"127.0.0.1:0\n", 0, {NULL}},
+};
+
+/* Does msg start with "conf_path:LINE: " (any line when line is 0)? */
+static bool has_prefix(const char *msg, int line)
+{
+        size_t n = strlen(conf_path);
+        const char *p;
+        char *end;
+
+        if (strncmp(msg, conf_path, n) != 0 || msg[n] != ':')
+                return false;
+        p = msg + n + 1;
+        long got = strtol(p, &end, 10);
+        if (end == p || strncmp(end, ": ", 2) != 0)
+                return false;
+        return line == 0 ? got > 0 : got == line;
+}
+
+static bool names_one_of(const char *msg, const char *const any_of[2])
+{
+        if (!any_of[0])
+                return true;
+        for (size_t i = 0; i < 2; i++)
+                if (any_of[i] && strstr(msg, any_of[i]))
+                        return true;
+        return false;
+}
+
+static void test_errors(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < N(error_cases); i++) {
+                struct omr_conf_errors errs;
+                struct omr_conf *c = load(error_cases[i].yaml, &errs);
+                bool found = false;
+
+                if (c) {
+                        omr_conf_free(c);
+                        fail_msg("%s: accepted\n%s", error_cases[i].name, error_cases[i].yaml);
+                }
+                for (size_t k = 0; k < errs.n && k < OMR_CONF_MAX_ERRORS; k++)
+                        if (has_prefix(errs.msg[k], error_cases[i].line) &&
+                            names_one_of(errs.msg[k], error_cases[i].any_of))
+                                found = true;
+                if (!found) {
+                        for (size_t k = 0; k < errs.n && k < OMR_CONF_MAX_ERRORS; k++)
+                                fprintf(stderr, "  got: %s\n", errs.msg[k]);
+                        fail_msg("%s: no error \"%s:%d: ...%s...\" among %zu", error_cases[i].name,
+                                 conf_path, error_cases[i].line,
+                                 error_cases[i].any_of[0] ? error_cases[i].any_of[0] : "", errs.n);
+                }
+        }
+}
+
+/* Every problem is reported, not just the first. */
+static void test_errors_collected(void **state)
+{
+        static const char yaml[] = "log:\n"
+                                   "  levle: info\n"
+                                   "http:\n"
+                                   "  max_body: huge\n"
+                                   "routing:\n"
+                                   "  default_priority: extreme\n";
+        struct omr_conf_errors errs;
+        bool line2 = false, line4 = false, line6 = false;
+
+        (void)state;
+        assert_null(load(yaml, &errs));
+        for (size_t k = 0; k < errs.n && k < OMR_CONF_MAX_ERRORS; k++) {
+                line2 |= has_prefix(errs.msg[k], 2);
+                line4 |= has_prefix(errs.msg[k], 4);
+                line6 |= has_prefix(errs.msg[k], 6);
+        }
+        assert_true(line2);
+        assert_true(line4);
+        assert_true(line6);
+}
+
+/* ---- defaults and value syntax ---- */
+
+static void test_defaults(void **state)
+{
+        struct omr_conf *c = load_ok("log:\n  level: debug\n");
+
+        (void)state;
+        assert_int_equal(c->log_level, LOG_DEBUG);
+        assert_string_equal(c->http.host, "127.0.0.1");
+        assert_int_equal(c->http.port, 8080);
+        assert_int_equal(c->http.max_body, 1024 * 1024);
+        assert_int_equal(c->http.max_header, 32 * 1024);
+        assert_int_equal(c->http.idle_timeout_s, 30);
+        assert_int_equal(c->http.max_connections, 4096);
+        assert_int_equal(c->http.drain_timeout_ms, 10000);
+        assert_int_equal(c->redis.kind, OMR_REDIS_EMBEDDED);
+        assert_null(c->redis.url);
+        assert_string_equal(c->redis.prefix, "omr:");
+        assert_int_equal(c->redis.command_timeout_ms, 2000);
+        assert_int_equal(c->redis.dedup_ttl_s, 7 * 86400);
+        assert_int_equal(c->redis.queue_maxlen, 1000000);
+        assert_int_equal(c->redis.events_maxlen, 100000);
+        assert_int_equal(c->api.timestamp_window_s, 300);
+        assert_int_equal(c->api.n_adapters, 0);
+        assert_string_equal(c->routing.default_queue, "general");
+        assert_int_equal(c->routing.default_priority, OMR_PRIORITY_NORMAL);
+        assert_int_equal(c->routing.n_rules, 0);
+        assert_null(omr_conf_adapter(c, "shop"));
+        omr_conf_free(c);
+}
+
+static const struct {
+        const char *text;
+        int64_t ms;
+} durations[] = {
+        {"250ms", 250},   {"90s", 90000}, {"5m", 300000}, {"2h", 7200000},
+        {"1d", 86400000}, {"7", 7000},    {"0", 0},       {"1500ms", 1500},
+};
+
+static void test_durations(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < N(durations); i++) {
+                char yaml[128];
+                snprintf(yaml, sizeof(yaml), "http:\n  drain_timeout: %s\n", durations[i].text);
+                struct omr_conf *c = load_ok(yaml);
+                if (c->http.drain_timeout_ms != durations[i].ms)
+                        fail_msg("drain_timeout %s = %lld ms, want %lld", durations[i].text,
+                                 (long long)c->http.drain_timeout_ms, (long long)durations[i].ms);
+                omr_conf_free(c);
+        }
+        /* Seconds-valued settings take the same syntax. */
+        struct omr_conf *c = load_ok("http:\n  idle_timeout: 2m\nredis:\n  dedup_ttl: 1d\n"
+                                     "  command_timeout: 250ms\nconnectors:\n  api:\n"
+                                     "    timestamp_window: 90s\n");
+        assert_int_equal(c->http.idle_timeout_s, 120);
+        assert_int_equal(c->redis.dedup_ttl_s, 86400);
+        assert_int_equal(c->redis.command_timeout_ms, 250);
+        assert_int_equal(c->api.timestamp_window_s, 90);
+        omr_conf_free(c);
+}
+
+static const struct {
+        const char *text;
+        size_t bytes;
+} sizes[] = {
+        /* max_body is bounded (1KiB..64MiB in daemon/conf.c). */
+        {"2048", 2048},      {"4KiB", 4096}, {"1MiB", 1048576},
+        {"64MiB", 67108864}, {"2kB", 2000},  {"3MB", 3000000},
+};
+
+static void test_sizes(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < N(sizes); i++) {
+                char yaml[128];
+                snprintf(yaml, sizeof(yaml), "http:\n  max_body: %s\n", sizes[i].text);
+                struct omr_conf *c = load_ok(yaml);
+                if (c->http.max_body != sizes[i].bytes)
+                        fail_msg("max_body %s = %zu, want %zu", sizes[i].text, c->http.max_body,
+                                 sizes[i].bytes);
+                omr_conf_free(c);
+        }
+}
+
+static const struct {
+        const char *text, *host;
+        int port;
+} listens[] = {
+        {"127.0.0.1:0", "127.0.0.1", 0},
+        {"0.0.0.0:65535", "0.0.0.0", 65535},
+        {"[::1]:8080", "::1", 8080},
+        {"localhost:9000", "localhost", 9000},
+};
+
+static void test_listen(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < N(listens); i++) {
+                char yaml[128];
+                snprintf(yaml, sizeof(yaml), "http:\n  listen: \"%s\"\n", listens[i].text);
+                struct omr_conf *c = load_ok(yaml);
+                if (strcmp(c->http.host, listens[i].host) != 0 || c->http.port != listens[i].port)
+                        fail_msg("listen %s = host %s port %d", listens[i].text, c->http.host,
+                                 c->http.port);
+                omr_conf_free(c);
+        }
+}
+
+static const struct {
+        const char *url;
+        enum omr_redis_kind kind;
+        const char *host; /* or unix path */
+        int port, db;
+} redis_urls[] = {
+        {"redis://h:6380/3", OMR_REDIS_TCP, "h", 6380, 3},
+        {"redis://127.0.0.1:6379/0", OMR_REDIS_TCP, "127.0.0.1", 6379, 0},
+        {"redis://redis.internal", OMR_REDIS_TCP, "redis.internal", 6379, 0},
+        {"unix:///tmp/r.sock?db=2", OMR_REDIS_UNIX, "/tmp/r.sock", 0, 2},
+        {"unix:///run/redis/redis.sock", OMR_REDIS_UNIX, "/run/redis/redis.sock", 0, 0},
+};
+
+static void test_redis_url(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < N(redis_urls); i++) {
+                char yaml[160];
+                snprintf(yaml, sizeof(yaml), "redis:\n  url: \"%s\"\n", redis_urls[i].url);
+                struct omr_conf *c = load_ok(yaml);
+                const struct omr_conf_redis *r = &c->redis;
+
+                assert_string_equal(r->url, redis_urls[i].url);
+                if (r->kind != redis_urls[i].kind || r->db != redis_urls[i].db)
+                        fail_msg("%s: kind %d db %d", redis_urls[i].url, (int)r->kind, r->db);
+                if (r->kind == OMR_REDIS_TCP) {
+                        assert_non_null(r->host);
+                        if (strcmp(r->host, redis_urls[i].host) != 0 ||
+                            r->port != redis_urls[i].port)
+                                fail_msg("%s: host %s port %d", redis_urls[i].url, r->host,
+                                         r->port);
+                } else {
+                        assert_non_null(r->unix_path);
+                        assert_string_equal(r->unix_path, redis_urls[i].host);
+                }
+                omr_conf_free(c);
+        }
+}
+
+/* ---- secrets ---- */
+
+static void test_secrets(void **state)
+{
+        static const char yaml[] = "connectors:\n"
+                                   "  api:\n"
+                                   "    adapters:\n"
+                                   "      - name: shop\n"
+                                   "        secret_file: shop.secret\n"
+                                   "        require_timestamp: true\n"
+                                   "      - name: market\n"
+                                   "        secret_file: market.secret\n"
+                                   "      - name: raw_1.x-y\n"
+                                   "        secret_file: raw.secret\n";
+        struct omr_conf *c;
+        const struct omr_conf_adapter *a;
+
+        (void)state;
+        c = load_ok(yaml);
+        assert_int_equal(c->api.n_adapters, 3);
+
+        a = omr_conf_adapter(c, "shop");
+        assert_non_null(a);
+        assert_string_equal(a->name, "shop");
+        assert_int_equal(a->secret_len, 6);
+        assert_memory_equal(a->secret, "s3cret", 6);
+        assert_true(a->require_timestamp);
+        assert_int_equal(a->line, 4);
+
+        a = omr_conf_adapter(c, "market");
+        assert_non_null(a);
+        assert_int_equal(a->secret_len, 8); /* trailing \r\n dropped */
+        assert_memory_equal(a->secret, "m-secret", 8);
+        assert_false(a->require_timestamp);
+        assert_int_equal(a->line, 7);
+
+        a = omr_conf_adapter(c, "raw_1.x-y");
+        assert_non_null(a);
+        assert_int_equal(a->secret_len, 10);
+        assert_memory_equal(a->secret, "no newline", 10);
+
+        assert_null(omr_conf_adapter(c, "nope"));
+        assert_null(omr_conf_adapter(c, "SHOP"));
+        assert_null(omr_conf_adapter(c, ""));
+        omr_conf_free(c);
+}
+
+/* An absolute secret_file path is used as is. */
+static void test_secret_absolute(void **state)
+{
+        char yaml[512];
+
+        (void)state;
+        snprintf(yaml, sizeof(yaml),
+                 "connectors:\n  api:\n    adapters:\n      - name: shop\n"
+                 "        secret_file: %s/market.secret\n",
+                 tmpdir);
+        struct omr_conf *c = load_ok(yaml);
+        assert_int_equal(c->api.adapters[0].secret_len, 8);
+        omr_conf_free(c);
+}
+
+/* Under systemd LoadCredential=, relative names come from $CREDENTIALS_DIRECTORY. */
+static void test_secret_credentials_directory(void **state)
+{
+        char creds[] = "/tmp/omr-creds-XXXXXX";
+        static const char yaml[] = "connectors:\n  api:\n    adapters:\n      - name: shop\n"
+                                   "        secret_file: shop.secret\n";
+
+        (void)state;
+        assert_non_null(mkdtemp(creds));
+        write_file(creds, "shop.secret", "from-credentials\n");
+        setenv("CREDENTIALS_DIRECTORY", creds, 1);
+        struct omr_conf_errors errs;
+        struct omr_conf *c = load(yaml, &errs);
+        unsetenv("CREDENTIALS_DIRECTORY");
+        remove_dir(creds);
+        if (!c)
+                fail_msg("rejected: %s", errs.n ? errs.msg[0] : "?");
+        assert_int_equal(c->api.adapters[0].secret_len, strlen("from-credentials"));
+        assert_memory_equal(c->api.adapters[0].secret, "from-credentials",
+                            c->api.adapters[0].secret_len);
+        omr_conf_free(c);
+}
+
+/* ---- rules ---- */
+
+static void test_rules_parsed(void **state)
+{
+        static const char yaml[] = "routing:\n"
+                                   "  default_queue: inbox\n"
+                                   "  default_priority: low\n"
+                                   "  rules:\n"
+                                   "    - name: one\n"
+                                   "      keywords: [\"REFUND\", \"Ho\xc3\x80n Ti\xe1\xbb\x80n\"]\n"
+                                   "      channel: [email, chat, sms, social, api]\n"
+                                   "      sender: [\"+44*\", \"vip-?\"]\n"
+                                   "      adapter: [\"api:shop\", twilio]\n"
+                                   "      queue: q.one\n"
+                                   "      priority: urgent\n"
+                                   "    - name: two\n"
+                                   "      queue: q_two\n";
+        struct omr_conf *c = load_ok(yaml);
+        const struct omr_rule *r = c->routing.rules;
+
+        (void)state;
+        assert_string_equal(c->routing.default_queue, "inbox");
+        assert_int_equal(c->routing.default_priority, OMR_PRIORITY_LOW);
+        assert_int_equal(c->routing.n_rules, 2);
+        assert_string_equal(r[0].name, "one");
+        assert_int_equal(r[0].line, 5);
+        assert_int_equal(r[0].n_keywords, 2);
+        assert_string_equal(r[0].keywords[0], "refund"); /* stored folded */
+        assert_string_equal(r[0].keywords[1], "ho\xc3\xa0n ti\xe1\xbb\x81n");
+        assert_int_equal(r[0].channels, (1u << OMR_CHANNEL__COUNT) - 1);
+        assert_int_equal(r[0].n_senders, 2);
+        assert_string_equal(r[0].senders[1], "vip-?");
+        assert_int_equal(r[0].n_adapters, 2);
+        assert_string_equal(r[0].adapters[1], "twilio");
+        assert_string_equal(r[0].queue, "q.one");
+        assert_true(r[0].has_priority);
+        assert_int_equal(r[0].priority, OMR_PRIORITY_URGENT);
+        assert_string_equal(r[1].name, "two");
+        assert_int_equal(r[1].line, 12);
+        assert_int_equal(r[1].channels, 0);
+        assert_int_equal(r[1].n_keywords, 0);
+        assert_int_equal(r[1].n_senders, 0);
+        assert_int_equal(r[1].n_adapters, 0);
+        assert_false(r[1].has_priority);
+        omr_conf_free(c);
+}
+
+/* ---- reload ---- */
+
+static const char reload_base[] = "log:\n  level: info\n"
+                                  "http:\n  listen: \"127.0.0.1:8080\"\n"
+                                  "redis:\n  url: \"redis://127.0.0.1:6379/0\"\n"
+                                  "routing:\n  rules:\n    - name: a\n      queue: qa\n";
+
+static const struct {
+        const char *name, *yaml;
+        const char *blocker; /* NULL: may replace in place; else a word of the answer */
+} reloads[] = {
+        {"same", reload_base, NULL},
+        {"rules differ",
+         "log:\n  level: info\nhttp:\n  listen: \"127.0.0.1:8080\"\n"
+         "redis:\n  url: \"redis://127.0.0.1:6379/0\"\n"
+         "routing:\n  default_queue: other\n  rules:\n    - name: b\n      keywords: [x]\n"
+         "      queue: qb\n",
+         NULL},
+        {"log level differs",
+         "log:\n  level: debug\nhttp:\n  listen: \"127.0.0.1:8080\"\n"
+         "redis:\n  url: \"redis://127.0.0.1:6379/0\"\n"
+         "routing:\n  rules:\n    - name: a\n      queue: qa\n",
+         NULL},
+        {"adapters differ",
+         "log:\n  level: info\nhttp:\n  listen: \"127.0.0.1:8080\"\n"
+         "redis:\n  url: \"redis://127.0.0.1:6379/0\"\n"
+         "connectors:\n  api:\n    adapters:\n      - name: shop\n        secret_file: "
+         "shop.secret\n"
+         "routing:\n  rules:\n    - name: a\n      queue: qa\n",
+         NULL},
+        {"listen port differs",
+         "log:\n  level: info\nhttp:\n  listen: \"127.0.0.1:8081\"\n"
+         "redis:\n  url: \"redis://127.0.0.1:6379/0\"\n"
+         "routing:\n  rules:\n    - name: a\n      queue: qa\n",
+         "listen"},
+        {"listen host differs",
+         "log:\n  level: info\nhttp:\n  listen: \"0.0.0.0:8080\"\n"
+         "redis:\n  url: \"redis://127.0.0.1:6379/0\"\n"
+         "routing:\n  rules:\n    - name: a\n      queue: qa\n",
+         "listen"},
+        {"redis url differs",
+         "log:\n  level: info\nhttp:\n  listen: \"127.0.0.1:8080\"\n"
+         "redis:\n  url: \"redis://127.0.0.1:6379/1\"\n"
+         "routing:\n  rules:\n    - name: a\n      queue: qa\n",
+         "url"},
+        {"redis url removed (embedded)",
+         "log:\n  level: info\nhttp:\n  listen: \"127.0.0.1:8080\"\n"
+         "routing:\n  rules:\n    - name: a\n      queue: qa\n",
+         "url"},
+};
+
+static void test_reload_blocker(void **state)
+{
+        struct omr_conf *cur = load_ok(reload_base);
+
+        (void)state;
+        for (size_t i = 0; i < N(reloads); i++) {
+                struct omr_conf *next = load_ok(reloads[i].yaml);
+                const char *b = omr_conf_reload_blocker(cur, next);
+
+                if (!reloads[i].blocker && b)
+                        fail_msg("%s: refused because of \"%s\"", reloads[i].name, b);
+                if (reloads[i].blocker && (!b || !strstr(b, reloads[i].blocker)))
+                        fail_msg("%s: blocker \"%s\", want one naming \"%s\"", reloads[i].name,
+                                 b ? b : "(null)", reloads[i].blocker);
+                omr_conf_free(next);
+        }
+        omr_conf_free(cur);
+}
+
+/* ---- queue names ---- */
+
+static void test_valid_queue_name(void **state)
+{
+        char max[66];
+        static const struct {
+                const char *name;
+                bool want;
+        } names[] = {
+                {"general", true},   {"a.b-c_D9", true}, {"q", true},    {"", false},
+                {"a b", false},      {"a/b", false},     {"a:b", false}, {"a{b}", false},
+                {"\xc3\xa9", false}, {"tab\t", false},
+        };
+
+        (void)state;
+        for (size_t i = 0; i < N(names); i++)
+                if (omr_conf_valid_queue_name(names[i].name) != names[i].want)
+                        fail_msg("valid_queue_name(\"%s\") != %d", names[i].name, names[i].want);
+        memset(max, 'q', 64);
+        max[64] = '\0';
+        assert_true(omr_conf_valid_queue_name(max));
+        max[64] = 'q';
+        max[65] = '\0';
+        assert_false(omr_conf_valid_queue_name(max));
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_example_loads),
+                cmocka_unit_test(test_load_missing_file),
+                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_errors_collected),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_durations),
+                cmocka_unit_test(test_sizes),
+                cmocka_unit_test(test_listen),
+                cmocka_unit_test(test_redis_url),
+                cmocka_unit_test(test_secrets),
+                cmocka_unit_test(test_secret_absolute),
+                cmocka_unit_test(test_secret_credentials_directory),
+                cmocka_unit_test(test_rules_parsed),
+                cmocka_unit_test(test_reload_blocker),
+                cmocka_unit_test(test_valid_queue_name),
+        };
+        return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
