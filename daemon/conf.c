@@ -16,7 +16,6 @@
 #include "omniroute/log.h"
 #include "omniroute/text.h"
 
-#define SECRET_MAX 4096
 
 static void conf_defaults(struct omr_conf *c)
 {
@@ -38,6 +37,8 @@ static void conf_defaults(struct omr_conf *c)
         c->api.timestamp_window_s = 300;
         c->routing.default_queue = strdup("general");
         c->routing.default_priority = OMR_PRIORITY_NORMAL;
+        c->outbound.give_up_after_ms = 10 * 60000;
+        c->outbound.request_timeout_ms = 15000;
 }
 
 bool omr_conf_valid_queue_name(const char *name)
@@ -182,74 +183,6 @@ static int sec_http(struct cy *cy, yaml_node_t *v, void *obj)
         return cy_mapping(cy, v, "http", keys, obj);
 }
 
-/* --- secrets ------------------------------------------------------------ */
-
-/* Relative paths: systemd's credentials directory first (LoadCredential=),
- * else beside the config file. */
-static char *resolve_secret_path(const char *conf_path, const char *file)
-{
-        char buf[PATH_MAX];
-        if (file[0] == '/')
-                return strdup(file);
-        const char *creds = getenv("CREDENTIALS_DIRECTORY");
-        if (creds && *creds) {
-                snprintf(buf, sizeof(buf), "%s/%s", creds, file);
-                if (access(buf, F_OK) == 0)
-                        return strdup(buf);
-        }
-        char *copy = strdup(conf_path);
-        if (copy == NULL)
-                return NULL;
-        snprintf(buf, sizeof(buf), "%s/%s", dirname(copy), file);
-        free(copy);
-        return strdup(buf);
-}
-
-static int read_secret(struct cy *cy, yaml_node_t *v, const char *what, char **out, size_t *out_len)
-{
-        char *file = NULL;
-        if (cy_string(cy, v, what, &file))
-                return -1;
-        char *path = resolve_secret_path(cy->path, file);
-        free(file);
-        if (path == NULL)
-                return -1;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                cy_error(cy, v, "cannot read %s '%s': %s", what, path, strerror(errno));
-                free(path);
-                return -1;
-        }
-        struct stat st;
-        if (fstat(fd, &st) == 0 && (st.st_mode & 0077) != 0)
-                omr_log(LOG_WARNING, "conf", "secret file is readable by group or others path=%s",
-                        path);
-        char *buf = malloc(SECRET_MAX + 1);
-        ssize_t n = buf ? read(fd, buf, SECRET_MAX + 1) : -1;
-        close(fd);
-        if (n < 0 || n > SECRET_MAX) {
-                cy_error(cy, v, "cannot read %s '%s': %s", what, path,
-                         n < 0 ? strerror(errno) : "larger than 4096 bytes");
-                free(buf);
-                free(path);
-                return -1;
-        }
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-                n--;
-        buf[n] = '\0';
-        if (n == 0) {
-                cy_error(cy, v, "%s '%s' is empty", what, path);
-                free(buf);
-                free(path);
-                return -1;
-        }
-        free(path);
-        *out = buf;
-        if (out_len)
-                *out_len = (size_t)n;
-        return 0;
-}
-
 /* --- redis -------------------------------------------------------------- */
 
 static int parse_redis_url(struct omr_conf_redis *r, const char *url)
@@ -322,7 +255,7 @@ static int redis_password_file(struct cy *cy, yaml_node_t *v, void *obj)
         struct omr_conf *c = obj;
         free(c->redis.password);
         c->redis.password = NULL;
-        return read_secret(cy, v, "redis.password_file", &c->redis.password, NULL);
+        return cy_secret(cy, v, "redis.password_file", &c->redis.password, NULL);
 }
 
 static int redis_prefix(struct cy *cy, yaml_node_t *v, void *obj)
@@ -431,7 +364,7 @@ static int adapter_secret(struct cy *cy, yaml_node_t *v, void *obj)
         struct omr_conf_adapter *a = obj;
         free(a->secret);
         a->secret = NULL;
-        return read_secret(cy, v, "secret_file", (char **)&a->secret, &a->secret_len);
+        return cy_secret(cy, v, "secret_file", (char **)&a->secret, &a->secret_len);
 }
 
 static int adapter_require_ts(struct cy *cy, yaml_node_t *v, void *obj)
@@ -508,7 +441,10 @@ static int conn_api(struct cy *cy, yaml_node_t *v, void *obj)
 
 static int sec_connectors(struct cy *cy, yaml_node_t *v, void *obj)
 {
-        static const struct cy_key keys[] = {{"api", conn_api}, {NULL, NULL}};
+        static const struct cy_key keys[] = {{"api", conn_api},
+                                             {"twilio", omr_conf_sec_twilio},
+                                             {"vonage", omr_conf_sec_vonage},
+                                             {NULL, NULL}};
         return cy_mapping(cy, v, "connectors", keys, obj);
 }
 
@@ -819,6 +755,7 @@ void omr_conf_free(struct omr_conf *c)
                 free(r->queue);
         }
         free(c->routing.rules);
+        omr_conf_free_outbound(c);
         free(c);
 }
 

@@ -6,7 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "conf_yaml.h"
+#include "omniroute/log.h"
+
+#define SECRET_MAX 4096
 
 int cy_line(const yaml_node_t *n)
 {
@@ -267,3 +276,72 @@ int cy_string_list(struct cy *cy, yaml_node_t *n, const char *what, char ***out,
         *n_out = count;
         return rc;
 }
+
+/* --- secrets ------------------------------------------------------------ */
+
+/* Relative paths: systemd's credentials directory first (LoadCredential=),
+ * else beside the config file. */
+static char *resolve_secret_path(const char *conf_path, const char *file)
+{
+        char buf[PATH_MAX];
+        if (file[0] == '/')
+                return strdup(file);
+        const char *creds = getenv("CREDENTIALS_DIRECTORY");
+        if (creds && *creds) {
+                snprintf(buf, sizeof(buf), "%s/%s", creds, file);
+                if (access(buf, F_OK) == 0)
+                        return strdup(buf);
+        }
+        char *copy = strdup(conf_path);
+        if (copy == NULL)
+                return NULL;
+        snprintf(buf, sizeof(buf), "%s/%s", dirname(copy), file);
+        free(copy);
+        return strdup(buf);
+}
+
+int cy_secret(struct cy *cy, yaml_node_t *v, const char *what, char **out, size_t *out_len)
+{
+        char *file = NULL;
+        if (cy_string(cy, v, what, &file))
+                return -1;
+        char *path = resolve_secret_path(cy->path, file);
+        free(file);
+        if (path == NULL)
+                return -1;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                cy_error(cy, v, "cannot read %s '%s': %s", what, path, strerror(errno));
+                free(path);
+                return -1;
+        }
+        struct stat st;
+        if (fstat(fd, &st) == 0 && (st.st_mode & 0077) != 0)
+                omr_log(LOG_WARNING, "conf", "secret file is readable by group or others path=%s",
+                        path);
+        char *buf = malloc(SECRET_MAX + 1);
+        ssize_t n = buf ? read(fd, buf, SECRET_MAX + 1) : -1;
+        close(fd);
+        if (n < 0 || n > SECRET_MAX) {
+                cy_error(cy, v, "cannot read %s '%s': %s", what, path,
+                         n < 0 ? strerror(errno) : "larger than 4096 bytes");
+                free(buf);
+                free(path);
+                return -1;
+        }
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+                n--;
+        buf[n] = '\0';
+        if (n == 0) {
+                cy_error(cy, v, "%s '%s' is empty", what, path);
+                free(buf);
+                free(path);
+                return -1;
+        }
+        free(path);
+        *out = buf;
+        if (out_len)
+                *out_len = (size_t)n;
+        return 0;
+}
+

@@ -42,6 +42,18 @@ int cy_size(struct cy *cy, yaml_node_t *n, const char *what, size_t *out);
 /* A scalar or a sequence of scalars, as a NULL-free array of copies. */
 int cy_string_list(struct cy *cy, yaml_node_t *n, const char *what, char ***out, size_t *n_out);
 
+/* Reads a secret file named by the scalar n (relative paths: systemd's
+ * $CREDENTIALS_DIRECTORY first, then beside the config file): content
+ * without trailing newlines, at most 4 KiB, not empty. */
+int cy_secret(struct cy *cy, yaml_node_t *n, const char *what, char **out, size_t *out_len);
+
+/* Sections defined in conf_outbound.c. */
+int omr_conf_sec_api(struct cy *cy, yaml_node_t *v, void *conf);
+int omr_conf_sec_outbound(struct cy *cy, yaml_node_t *v, void *conf);
+int omr_conf_sec_twilio(struct cy *cy, yaml_node_t *v, void *conf);
+int omr_conf_sec_vonage(struct cy *cy, yaml_node_t *v, void *conf);
+void omr_conf_free_outbound(struct omr_conf *c);
+
 /* Pure parsers behind the typed reads (also used by tests). */
 int omr_parse_duration_ms(const char *s, int64_t *out);
 int omr_parse_size(const char *s, size_t *out);

@@ -65,6 +65,7 @@ struct omr_http_request {
         struct MHD_Connection *conn;
         const char *method; /* MHD's, valid for the request */
         const char *path;
+        char *raw_uri; /* as sent: path and query, still %-encoded */
         char peer[INET6_ADDRSTRLEN];
         char *body;
         size_t len, cap;
@@ -180,6 +181,11 @@ const char *omr_http_method(const struct omr_http_request *req)
 const char *omr_http_path(const struct omr_http_request *req)
 {
         return req->path;
+}
+
+const char *omr_http_raw_uri(const struct omr_http_request *req)
+{
+        return req->raw_uri;
 }
 
 const char *omr_http_route_pattern(const struct omr_http_request *req)
@@ -308,31 +314,20 @@ static void dispatch(struct omr_http_request *req)
 
 /* --- MHD callbacks ----------------------------------------------------- */
 
-static struct omr_http_request *request_new(struct omr_http *h, struct MHD_Connection *conn,
-                                            const char *url, const char *method)
+/* MHD's URI log callback runs first for every request, with the request
+ * target exactly as sent: the request object starts life here so that
+ * signature checks can use the raw URI (Twilio signs it). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
+        struct omr_http *h = cls;
         struct omr_http_request *req = calloc(1, sizeof(*req));
         if (req == NULL)
                 return NULL;
         req->magic = REQ_MAGIC;
         req->h = h;
         req->conn = conn;
-        req->method = method;
-        req->path = url;
+        req->raw_uri = strdup(uri ? uri : "");
         req->started_ms = omr_mono_ms();
-        const union MHD_ConnectionInfo *ci =
-                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        if (ci && ci->client_addr) {
-                const struct sockaddr *sa = ci->client_addr;
-                if (sa->sa_family == AF_INET)
-                        inet_ntop(AF_INET,
-                                  &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-                                  req->peer, sizeof(req->peer));
-                else if (sa->sa_family == AF_INET6)
-                        inet_ntop(AF_INET6,
-                                  &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-                                  req->peer, sizeof(req->peer));
-        }
         req->next = h->active;
         if (h->active)
                 h->active->prev = req;
@@ -340,6 +335,24 @@ static struct omr_http_request *request_new(struct omr_http *h, struct MHD_Conne
         h->n_active++;
         omr_metrics_set(h->metrics, OMR_G_HTTP_ACTIVE, (double)h->n_active);
         return req;
+}
+
+static void request_init(struct omr_http_request *req, const char *url, const char *method)
+{
+        req->method = method;
+        req->path = url;
+        const union MHD_ConnectionInfo *ci =
+                MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+                const struct sockaddr *sa = ci->client_addr;
+                if (sa->sa_family == AF_INET)
+                        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                                  req->peer, sizeof(req->peer));
+                else if (sa->sa_family == AF_INET6)
+                        inet_ntop(AF_INET6,
+                                  &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                                  req->peer, sizeof(req->peer));
+        }
 }
 
 static void request_free(struct omr_http_request *req)
@@ -362,6 +375,7 @@ static void request_free(struct omr_http_request *req)
                 free(req->headers[i].value);
         }
         free(req->body);
+        free(req->raw_uri);
         req->magic = 0;
         free(req);
 }
@@ -392,11 +406,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         struct omr_http_request *req = *con_cls;
         (void)version;
 
-        if (req == NULL) {
-                req = request_new(h, conn, url, method);
-                if (req == NULL)
-                        return MHD_NO; /* out of memory: MHD closes the connection */
-                *con_cls = req;
+        if (req == NULL)
+                return MHD_NO; /* on_uri ran out of memory: MHD closes the connection */
+        OMR_MAGIC_CHECK(req, REQ_MAGIC);
+        if (req->method == NULL) {
+                request_init(req, url, method);
                 /* Refuse before reading the body: the client is told at once
                  * (and never sent "100 Continue"). */
                 if (body_too_large(h, conn)) {
@@ -406,7 +420,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 }
                 return MHD_YES;
         }
-        OMR_MAGIC_CHECK(req, REQ_MAGIC);
 
         if (*upload_data_size != 0) {
                 size_t n = *upload_data_size;
@@ -529,6 +542,7 @@ int omr_http_start(struct omr_http *h)
                                 (unsigned)h->conf.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
                                 h->conf.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                 h->conf.max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
                                 MHD_OPTION_END);
         freeaddrinfo(ai);
         if (h->d == NULL) {

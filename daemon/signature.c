@@ -79,6 +79,11 @@ bool omr_hex_equal(const char *hex, size_t hexlen, const unsigned char *digest, 
         return CRYPTO_memcmp(decoded, digest, len) == 0;
 }
 
+bool omr_hex_equal_bytes(const unsigned char *a, const unsigned char *b, size_t len)
+{
+        return CRYPTO_memcmp(a, b, len) == 0;
+}
+
 void omr_hex_encode(const unsigned char *in, size_t len, char *out)
 {
         static const char digits[] = "0123456789abcdef";

@@ -88,6 +88,45 @@ struct omr_conf_routing {
         size_t n_rules;
 };
 
+/* A bearer token an agent tool presents to the replies API. */
+struct omr_conf_token {
+        char *name;
+        char *token;
+        size_t token_len;
+        int line;
+};
+
+struct omr_conf_outbound {
+        int64_t give_up_after_ms;  /* retries stop here; the reply is failed */
+        int64_t request_timeout_ms; /* one provider API request */
+        char *consumer;             /* outbox consumer name; NULL: hostname:port */
+};
+
+struct omr_conf_twilio_account {
+        char *name;
+        char *account_sid;
+        char *auth_token;
+        char *public_url; /* as Twilio sees us, without trailing slash */
+        char *api_base;
+        char *from;
+        int line;
+};
+
+enum omr_vonage_sig { OMR_VSIG_MD5HASH, OMR_VSIG_MD5, OMR_VSIG_SHA1, OMR_VSIG_SHA256, OMR_VSIG_SHA512 };
+
+struct omr_conf_vonage_account {
+        char *name;
+        char *api_key;
+        char *api_secret;
+        char *signature_secret; /* NULL: webhooks unsigned */
+        enum omr_vonage_sig signature_method;
+        bool require_signature;
+        bool require_signature_set;
+        char *api_base;
+        char *from;
+        int line;
+};
+
 struct omr_conf {
         char *path;
         int log_level;
@@ -95,6 +134,13 @@ struct omr_conf {
         struct omr_conf_redis redis;
         struct omr_conf_api api;
         struct omr_conf_routing routing;
+        struct omr_conf_token *tokens;
+        size_t n_tokens;
+        struct omr_conf_outbound outbound;
+        struct omr_conf_twilio_account *twilio;
+        size_t n_twilio;
+        struct omr_conf_vonage_account *vonage;
+        size_t n_vonage;
 };
 
 /* Returns a new conf, or NULL with errs filled. */
@@ -106,6 +152,11 @@ struct omr_conf *omr_conf_load_buffer(const char *path, const char *buf, size_t 
 void omr_conf_free(struct omr_conf *c);
 
 const struct omr_conf_adapter *omr_conf_adapter(const struct omr_conf *c, const char *name);
+const struct omr_conf_twilio_account *omr_conf_twilio(const struct omr_conf *c, const char *name);
+const struct omr_conf_vonage_account *omr_conf_vonage(const struct omr_conf *c, const char *name);
+/* The token's name when `presented` matches a configured token (constant
+ * time per token), else NULL. */
+const char *omr_conf_token_match(const struct omr_conf *c, const char *presented);
 
 /* Names the first setting a reload cannot change (it needs a restart), or
  * NULL when `next` may replace `cur` in place. */

@@ -41,6 +41,9 @@ void omr_http_free(struct omr_http *h);
 /* Request accessors: borrowed strings, valid until the reply is sent. */
 const char *omr_http_method(const struct omr_http_request *req);
 const char *omr_http_path(const struct omr_http_request *req);
+/* The request target exactly as the client sent it (path and query,
+ * %-encoded): what providers sign. */
+const char *omr_http_raw_uri(const struct omr_http_request *req);
 const char *omr_http_route_pattern(const struct omr_http_request *req);
 const char *omr_http_param(const struct omr_http_request *req, const char *name);
 const char *omr_http_header(const struct omr_http_request *req, const char *name);

@@ -17,6 +17,9 @@ size_t omr_hmac(enum omr_hmac_alg alg, const unsigned char *key, size_t keylen,
  * Constant time in the digest's content. */
 bool omr_hex_equal(const char *hex, size_t hexlen, const unsigned char *digest, size_t len);
 
+/* Constant-time comparison of two equal-length byte strings. */
+bool omr_hex_equal_bytes(const unsigned char *a, const unsigned char *b, size_t len);
+
 /* Lower-case hex of `len` bytes into out (2*len+1 bytes). */
 void omr_hex_encode(const unsigned char *in, size_t len, char *out);
 
