@@ -11,12 +11,13 @@
 #include "core.h"
 #include "core_priv.h"
 #include "embedded_redis.h"
+#include "omniroute/fetch.h"
 #include "omniroute/http.h"
 #include "omniroute/log.h"
 #include "omniroute/metrics.h"
 #include "omniroute/timefmt.h"
 
-extern const char omr_ingest_lua[];
+extern const char omr_ingest_lua[], omr_parts_lua[];
 
 #define DRAIN_POLL_MS   20
 #define FORCED_GRACE_MS 500
@@ -39,6 +40,27 @@ struct omr_http *omr_core_http(const struct omr_core *core)
 struct omr_metrics *omr_core_metrics(const struct omr_core *core)
 {
         return core->metrics;
+}
+
+struct omr_fetcher *omr_core_fetcher(const struct omr_core *core)
+{
+        return core->fetcher;
+}
+
+const char *omr_core_embedded_socket(const struct omr_core *core)
+{
+        return core->embedded ? omr_embedded_redis_socket(core->embedded) : NULL;
+}
+
+struct omr_connector *omr_core_connector_for(struct omr_core *core, const char *provider)
+{
+        size_t n = strcspn(provider, ":");
+        for (size_t i = 0; i < core->n_connectors; i++) {
+                const char *name = core->connectors[i].ops->name;
+                if (strlen(name) == n && strncmp(name, provider, n) == 0)
+                        return &core->connectors[i];
+        }
+        return NULL;
 }
 
 bool omr_core_store_ready(const struct omr_core *core)
@@ -135,10 +157,14 @@ struct omr_core *omr_core_new(struct event_base *base, struct omr_conf *conf)
         core->conf = conf;
         omr_log_set_level(conf->log_level);
         omr_script_init(&core->ingest_script, omr_ingest_lua);
+        omr_script_init(&core->parts_script, omr_parts_lua);
+        core->fetcher = omr_fetcher_new(base);
         core->metrics = omr_metrics_new();
         core->http = core->metrics ? omr_http_new(base, &conf->http, core->metrics) : NULL;
         core->store = core->metrics ? omr_store_new(base, &conf->redis, core->metrics) : NULL;
-        if (core->http == NULL || core->store == NULL) {
+        core->outbound = omr_outbound_new(core);
+        if (core->http == NULL || core->store == NULL || core->fetcher == NULL ||
+            core->outbound == NULL) {
                 omr_core_free(core);
                 return NULL;
         }
@@ -162,7 +188,8 @@ int omr_core_start(struct omr_core *core)
 
         if ((rc = omr_http_route(core->http, "GET", "/healthz", h_healthz, core)) ||
             (rc = omr_http_route(core->http, "GET", "/readyz", h_readyz, core)) ||
-            (rc = omr_http_route(core->http, "GET", "/metrics", h_metrics, core)))
+            (rc = omr_http_route(core->http, "GET", "/metrics", h_metrics, core)) ||
+            (rc = omr_replies_api_start(core)))
                 return rc;
 
         size_t n = 0;
@@ -187,6 +214,7 @@ int omr_core_start(struct omr_core *core)
                         return rc;
                 }
         }
+        omr_outbound_start(core->outbound);
         if ((rc = omr_http_start(core->http)) != 0)
                 return rc;
         omr_log(LOG_INFO, "core", "omnirouted " OMR_VERSION " started redis=%s",
@@ -247,8 +275,14 @@ static void finish_shutdown(struct omr_core *core)
                 core->connectors[i].ops->stop(&core->connectors[i]);
         omr_http_free(core->http);
         core->http = NULL;
+        /* Provider requests first (their outcomes are written while the
+         * store is still open), then the store, then what waits on it. */
+        omr_fetcher_free(core->fetcher);
+        core->fetcher = NULL;
         omr_store_free(core->store);
         core->store = NULL;
+        omr_outbound_free(core->outbound);
+        core->outbound = NULL;
         omr_log(LOG_INFO, "core", "stopped");
         if (core->embedded)
                 omr_embedded_redis_stop(core->embedded, on_embedded_stopped, core);
@@ -262,7 +296,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         (void)fd;
         (void)what;
         int64_t now = omr_mono_ms();
-        if (omr_http_active(core->http) == 0 && core->ingest_inflight == 0) {
+        if (omr_http_active(core->http) == 0 && core->ingest_inflight == 0 &&
+            omr_outbound_busy(core->outbound) == 0) {
                 finish_shutdown(core);
                 return;
         }
@@ -311,7 +346,9 @@ void omr_core_free(struct omr_core *core)
                 core->connectors[i].ops->free(&core->connectors[i]);
         free(core->connectors);
         omr_http_free(core->http);
+        omr_fetcher_free(core->fetcher);
         omr_store_free(core->store);
+        omr_outbound_free(core->outbound);
         if (core->drain_ev)
                 event_free(core->drain_ev);
         omr_metrics_free(core->metrics);

@@ -14,6 +14,21 @@
 
 struct event;
 struct omr_embedded_redis;
+struct omr_outbound;
+
+/* daemon/outbound.c: the delivery engine for agent replies. */
+struct omr_outbound *omr_outbound_new(struct omr_core *core);
+void omr_outbound_start(struct omr_outbound *ob);
+/* Deliveries whose provider request is in flight or whose outcome is not
+ * yet written: shutdown waits for these. */
+size_t omr_outbound_busy(const struct omr_outbound *ob);
+void omr_outbound_free(struct omr_outbound *ob);
+/* daemon/replies_api.c */
+int omr_replies_api_start(struct omr_core *core);
+/* The connector that sends for a provider name ("twilio:main" → twilio). */
+struct omr_connector *omr_core_connector_for(struct omr_core *core, const char *provider);
+/* The unix socket of the embedded redis, or NULL. */
+const char *omr_core_embedded_socket(const struct omr_core *core);
 
 struct omr_core {
         unsigned magic;
@@ -26,7 +41,10 @@ struct omr_core {
         struct omr_connector *connectors;
         size_t n_connectors;
         struct omr_script ingest_script;
+        struct omr_script parts_script;
         size_t ingest_inflight;
+        struct omr_fetcher *fetcher;
+        struct omr_outbound *outbound;
 
         bool stopping;
         bool forced;

@@ -223,3 +223,48 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         if (rc != 0)
                 fail(job, "redis is not connected");
 }
+
+/* --- split messages (Vonage concat) ---------------------------------------- */
+
+struct parts_job {
+        omr_parts_done_fn done;
+        void *arg;
+};
+
+static void on_parts(const redisReply *r, const char *error, void *arg)
+{
+        struct parts_job *j = arg;
+        if (error || r->type == REDIS_REPLY_ERROR)
+                j->done(false, NULL, j->arg);
+        else
+                j->done(true, r->type == REDIS_REPLY_STRING ? r->str : NULL, j->arg);
+        free(j);
+}
+
+void omr_collect_part(struct omr_core *core, const char *provider, const char *group, int part,
+                      int total, const char *text, omr_parts_done_fn done, void *arg)
+{
+        struct parts_job *j = calloc(1, sizeof(*j));
+        char *key = NULL, p[16], t[16];
+        int rc = -1;
+        snprintf(p, sizeof(p), "%d", part);
+        snprintf(t, sizeof(t), "%d", total);
+        if (j && core->store && omr_store_ready(core->store) &&
+            asprintf(&key, "%sparts:%s:%s", core->conf->redis.prefix, provider, group) > 0) {
+                j->done = done;
+                j->arg = arg;
+                /* Parts of one message arrive within minutes; a day covers
+                 * provider retries of a lost part. */
+                const char *argv[] = {key, p, t, text, "86400"};
+                size_t lens[5];
+                for (int i = 0; i < 5; i++)
+                        lens[i] = strlen(argv[i]);
+                rc = omr_store_eval(core->store, &core->parts_script, on_parts, j, 1, 4, argv,
+                                    lens);
+        }
+        free(key);
+        if (rc != 0) {
+                free(j);
+                done(false, NULL, arg);
+        }
+}

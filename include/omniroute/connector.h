@@ -5,13 +5,41 @@
 #ifndef OMNIROUTE_CONNECTOR_H
 #define OMNIROUTE_CONNECTOR_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "omniroute/conf.h"
 #include "omniroute/core.h"
 
 struct omr_connector;
-struct omr_reply; /* outbound reply: defined with the outbound path */
 
-typedef void (*omr_send_done_fn)(int status, const char *detail, void *arg);
+/* An agent's reply on its way to the customer. Borrowed by send(): copy
+ * what must outlive the call. */
+struct omr_reply {
+        const char *reply_id;
+        const char *conversation_id;
+        const char *agent_id;
+        const char *text;
+        const char *account; /* the part of the conversation's provider after ':' */
+        const char *to;      /* the customer's handle (phone number, address …) */
+        int attempt;         /* 1 for the first try */
+};
+
+enum omr_send_status {
+        OMR_SEND_SENT,   /* the provider accepted it */
+        OMR_SEND_RETRY,  /* refused for now (429, 5xx, not reached): try again later */
+        OMR_SEND_FAILED, /* refused for good, or the outcome is unknown: never resent */
+};
+
+struct omr_send_result {
+        enum omr_send_status status;
+        const char *provider_message_id; /* SENT */
+        const char *error;               /* RETRY / FAILED: what the provider said */
+        int64_t retry_after_ms;          /* RETRY: the provider's wish, -1 when none */
+};
+
+/* Borrowed result: valid during the call. */
+typedef void (*omr_send_done_fn)(const struct omr_send_result *res, void *arg);
 
 struct omr_connector_ops {
         const char *name; /* also its key under `connectors:` in the config */
@@ -20,9 +48,12 @@ struct omr_connector_ops {
         int (*init)(struct omr_connector *c, const struct omr_conf *conf);
         /* Register HTTP routes, timers, sockets. 0 or -errno. */
         int (*start)(struct omr_connector *c);
-        /* Deliver an agent's reply; NULL for ingest-only connectors. */
+        /* Deliver an agent's reply; NULL for ingest-only connectors. 0 when
+         * started (done is called exactly once, later), or -errno. */
         int (*send)(struct omr_connector *c, const struct omr_reply *r, omr_send_done_fn done,
                     void *arg);
+        /* Longest reply text in characters the provider takes; 0: no limit. */
+        size_t max_text;
         /* Stop intake; in-flight work finishes through its callbacks. */
         void (*stop)(struct omr_connector *c);
         void (*free)(struct omr_connector *c);

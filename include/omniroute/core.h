@@ -13,6 +13,7 @@ struct event_base;
 struct omr_core;
 struct omr_http;
 struct omr_metrics;
+struct omr_fetcher;
 
 enum omr_ingest_status {
         OMR_INGEST_STORED,      /* written to Redis; safe to acknowledge */
@@ -39,6 +40,24 @@ typedef void (*omr_ingest_done_fn)(const struct omr_ingest_result *res, void *ar
  * STORED or DUPLICATE. */
 void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_fn done, void *arg);
 
+/* Delivery state reported by a provider (status callback) for a reply it
+ * accepted: provider "twilio:main", its message id, the new status
+ * (delivered, undelivered, failed, sent …) and an error code or NULL.
+ * done(found, arg): found is false for an unknown provider message id;
+ * stored is false when Redis could not be written (answer 503). */
+typedef void (*omr_status_done_fn)(bool stored, bool found, void *arg);
+void omr_reply_status(struct omr_core *core, const char *provider, const char *provider_message_id,
+                      const char *status, const char *error, omr_status_done_fn done, void *arg);
+
+/* Collect the parts of a message a provider split (Vonage concat): store
+ * part `part` of `total` under (provider, group); done gets the joined
+ * text once all parts are in (in part order, NULL while incomplete), or
+ * stored=false when Redis could not be written. */
+typedef void (*omr_parts_done_fn)(bool stored, const char *joined, void *arg);
+void omr_collect_part(struct omr_core *core, const char *provider, const char *group, int part,
+                      int total, const char *text, omr_parts_done_fn done, void *arg);
+
+struct omr_fetcher *omr_core_fetcher(const struct omr_core *core);
 struct event_base *omr_core_base(const struct omr_core *core);
 const struct omr_conf *omr_core_conf(const struct omr_core *core);
 struct omr_http *omr_core_http(const struct omr_core *core);

@@ -1,0 +1,31 @@
+-- reply_begin.lua — take an outbox entry for delivery, at most once.
+-- KEYS[1] reply hash, KEYS[2] conversation hash, KEYS[3] events, KEYS[4] outbox
+-- ARGV: 1 reply id, 2 conversation id, 3 agent id, 4 text, 5 now (ms), 6 events maxlen
+-- Returns {'send', provider, customer_handle, customer_id, channel}
+--       | {'done'} (already handled) | {'failed', why} (and the entry acknowledged)
+local function close(status, err)
+  redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2],
+    'agent_id', ARGV[3], 'text', ARGV[4], 'status', status, 'error', err, 'updated_at', ARGV[5])
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'type', 'reply.failed',
+    'conversation_id', ARGV[2], 'reply_id', ARGV[1], 'status', status, 'at', ARGV[5])
+  redis.call('XACK', KEYS[4], 'omnirouted', ARGV[1])
+  return {'failed', err}
+end
+
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'sending' then
+  -- A daemon stopped while a request to the provider was in flight: the
+  -- provider may have sent it. Never send twice; say so instead.
+  return close('unknown', 'outcome unknown: the daemon stopped while sending; not resent')
+end
+if status and status ~= 'queued' and status ~= 'retrying' then
+  redis.call('XACK', KEYS[4], 'omnirouted', ARGV[1])
+  return {'done'}
+end
+local conv = redis.call('HMGET', KEYS[2], 'provider', 'customer_handle', 'customer_id', 'channel')
+if not conv[1] then return close('failed', 'no such conversation') end
+if ARGV[4] == '' then return close('failed', 'empty text') end
+redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2], 'agent_id', ARGV[3],
+  'text', ARGV[4], 'provider', conv[1], 'updated_at', ARGV[5])
+if not status then redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'created_at', ARGV[5]) end
+return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or ''}

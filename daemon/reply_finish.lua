@@ -1,0 +1,15 @@
+-- reply_finish.lua — record a delivery's outcome and acknowledge its outbox entry.
+-- KEYS[1] reply hash, KEYS[2] conversation log, KEYS[3] events, KEYS[4] outbox,
+-- KEYS[5] provider message key (prefix..'providermsg:<provider>:<id>')
+-- ARGV: 1 reply id, 2 status (sent|failed), 3 provider message id, 4 error, 5 now (ms),
+--       6 message JSON (sent), 7 conversation id, 8 events maxlen, 9 map ttl (s)
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'provider_message_id', ARGV[3],
+  'error', ARGV[4], 'updated_at', ARGV[5])
+if ARGV[2] == 'sent' then
+  redis.call('XADD', KEYS[2], '*', 'message_id', ARGV[1], 'direction', 'out', 'message', ARGV[6])
+  redis.call('SET', KEYS[5], ARGV[7] .. ' ' .. ARGV[1], 'EX', ARGV[9])
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'type', 'reply.' .. ARGV[2],
+  'conversation_id', ARGV[7], 'reply_id', ARGV[1], 'status', ARGV[2], 'at', ARGV[5])
+redis.call('XACK', KEYS[4], 'omnirouted', ARGV[1])
+return 'ok'
