@@ -2,8 +2,10 @@
 #include "omniroute/connector.h"
 
 extern const struct omr_connector_ops omr_api_connector;
+extern const struct omr_connector_ops omr_twilio_connector;
 
 const struct omr_connector_ops *const omr_connectors[] = {
         &omr_api_connector,
+        &omr_twilio_connector,
         NULL,
 };

@@ -362,7 +362,7 @@ const char *omr_conf_token_match(const struct omr_conf *c, const char *presented
                 size_t la[] = {plen}, lb[] = {c->tokens[i].token_len};
                 size_t na = omr_hmac(OMR_HMAC_SHA256, k, sizeof(k), pa, la, 1, a);
                 size_t nb = omr_hmac(OMR_HMAC_SHA256, k, sizeof(k), pb, lb, 1, b);
-                if (na && na == nb && omr_hex_equal_bytes(a, b, na))
+                if (na && na == nb && omr_ct_equal(a, b, na))
                         found = c->tokens[i].name;
         }
         return found;

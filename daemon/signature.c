@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <glib.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,8 @@
 static const char *alg_digest(enum omr_hmac_alg alg)
 {
         switch (alg) {
+        case OMR_HMAC_MD5:
+                return "MD5";
         case OMR_HMAC_SHA1:
                 return "SHA1";
         case OMR_HMAC_SHA256:
@@ -79,7 +82,7 @@ bool omr_hex_equal(const char *hex, size_t hexlen, const unsigned char *digest, 
         return CRYPTO_memcmp(decoded, digest, len) == 0;
 }
 
-bool omr_hex_equal_bytes(const unsigned char *a, const unsigned char *b, size_t len)
+bool omr_ct_equal(const unsigned char *a, const unsigned char *b, size_t len)
 {
         return CRYPTO_memcmp(a, b, len) == 0;
 }
@@ -158,4 +161,126 @@ const char *omr_sig_result_name(enum omr_sig_result r)
                 return "stale_timestamp";
         }
         return "bad_signature";
+}
+
+/* --- providers ------------------------------------------------------------ */
+
+int omr_sig_twilio(const char *token, const char *url, const struct omr_form *params, char out[29])
+{
+        GString *data = g_string_new(url);
+        for (size_t i = 0; i < params->n; i++) {
+                g_string_append(data, params->pairs[i].name);
+                g_string_append(data, params->pairs[i].value);
+        }
+        unsigned char d[64];
+        const void *parts[] = {data->str};
+        const size_t lens[] = {data->len};
+        size_t n = omr_hmac(OMR_HMAC_SHA1, (const unsigned char *)token, strlen(token), parts, lens,
+                            1, d);
+        g_string_free(data, TRUE);
+        if (n != 20)
+                return -1;
+        gchar *b64 = g_base64_encode(d, n);
+        snprintf(out, 29, "%s", b64);
+        g_free(b64);
+        return 0;
+}
+
+/* The URL with its default port toggled: "https://h/p" <-> "https://h:443/p". */
+static char *toggle_port(const char *url)
+{
+        const char *dflt = strncmp(url, "https://", 8) == 0 ? "443" : "80";
+        const char *host = strstr(url, "://");
+        if (host == NULL)
+                return NULL;
+        host += 3;
+        size_t hlen = strcspn(host, "/?");
+        const char *colon = memchr(host, ':', hlen);
+        GString *s = g_string_new_len(url, host - url);
+        if (colon) {
+                if (strncmp(colon + 1, dflt, strlen(dflt)) != 0 ||
+                    (size_t)(colon + 1 + strlen(dflt) - host) != hlen) {
+                        g_string_free(s, TRUE);
+                        return NULL; /* a non-default port is part of the URL */
+                }
+                g_string_append_len(s, host, colon - host);
+        } else {
+                g_string_append_len(s, host, (gssize)hlen);
+                g_string_append_printf(s, ":%s", dflt);
+        }
+        g_string_append(s, host + hlen);
+        gchar *g = g_string_free(s, FALSE);
+        char *r = strdup(g);
+        g_free(g);
+        return r;
+}
+
+bool omr_sig_twilio_verify(const char *token, const char *url, const struct omr_form *params,
+                           const char *header)
+{
+        char want[29];
+        if (header == NULL || strlen(header) != 28)
+                return false;
+        bool ok = omr_sig_twilio(token, url, params, want) == 0 &&
+                  omr_ct_equal((const unsigned char *)want, (const unsigned char *)header, 28);
+        char *other = ok ? NULL : toggle_port(url);
+        if (other) {
+                ok = omr_sig_twilio(token, other, params, want) == 0 &&
+                     omr_ct_equal((const unsigned char *)want, (const unsigned char *)header, 28);
+                free(other);
+        }
+        return ok;
+}
+
+int omr_sig_vonage(const char *secret, enum omr_vonage_sig method, const struct omr_form *params,
+                   char out[129])
+{
+        GString *s = g_string_new(NULL);
+        for (size_t i = 0; i < params->n; i++) {
+                if (strcmp(params->pairs[i].name, "sig") == 0)
+                        continue;
+                g_string_append_c(s, '&');
+                g_string_append(s, params->pairs[i].name);
+                g_string_append_c(s, '=');
+                for (const char *v = params->pairs[i].value; *v; v++)
+                        g_string_append_c(s, (*v == '&' || *v == '=') ? '_' : *v);
+        }
+        unsigned char d[64];
+        size_t n = 0;
+        if (method == OMR_VSIG_MD5HASH) {
+                g_string_append(s, secret);
+                unsigned int len = 0;
+                if (EVP_Digest(s->str, s->len, d, &len, EVP_md5(), NULL))
+                        n = len;
+        } else {
+                static const enum omr_hmac_alg algs[] = {
+                        [OMR_VSIG_MD5] = OMR_HMAC_MD5,
+                        [OMR_VSIG_SHA1] = OMR_HMAC_SHA1,
+                        [OMR_VSIG_SHA256] = OMR_HMAC_SHA256,
+                        [OMR_VSIG_SHA512] = OMR_HMAC_SHA512,
+                };
+                const void *parts[] = {s->str};
+                const size_t lens[] = {s->len};
+                n = omr_hmac(algs[method], (const unsigned char *)secret, strlen(secret), parts,
+                             lens, 1, d);
+        }
+        g_string_free(s, TRUE);
+        if (n == 0)
+                return -1;
+        omr_hex_encode(d, n, out);
+        return 0;
+}
+
+bool omr_sig_vonage_verify(const char *secret, enum omr_vonage_sig method,
+                           const struct omr_form *params, const char *sig)
+{
+        char want[129], got[129];
+        if (sig == NULL || omr_sig_vonage(secret, method, params, want) != 0)
+                return false;
+        size_t n = strlen(want);
+        if (strlen(sig) != n)
+                return false;
+        for (size_t i = 0; i <= n; i++) /* hex is compared case-insensitively */
+                got[i] = (char)tolower((unsigned char)sig[i]);
+        return omr_ct_equal((const unsigned char *)want, (const unsigned char *)got, n);
 }

@@ -62,6 +62,11 @@ char *omr_text_trim(const char *s)
         return strndup(start, (size_t)(end - start));
 }
 
+char *omr_text_trim_or_empty(const char *s)
+{
+        return omr_text_trim(s ? s : "");
+}
+
 bool omr_text_contains_folded(const char *folded_haystack, const char *folded_needle)
 {
         if (folded_haystack == NULL || folded_needle == NULL || *folded_needle == '\0')

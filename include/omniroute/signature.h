@@ -6,7 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum omr_hmac_alg { OMR_HMAC_SHA1, OMR_HMAC_SHA256, OMR_HMAC_SHA512 };
+#include "omniroute/conf.h"
+#include "omniroute/form.h"
+
+enum omr_hmac_alg { OMR_HMAC_MD5, OMR_HMAC_SHA1, OMR_HMAC_SHA256, OMR_HMAC_SHA512 };
 
 /* HMAC over the concatenation of up to `n` parts. Returns the digest
  * length written to out (which needs 64 bytes), or 0 on failure. */
@@ -18,7 +21,7 @@ size_t omr_hmac(enum omr_hmac_alg alg, const unsigned char *key, size_t keylen,
 bool omr_hex_equal(const char *hex, size_t hexlen, const unsigned char *digest, size_t len);
 
 /* Constant-time comparison of two equal-length byte strings. */
-bool omr_hex_equal_bytes(const unsigned char *a, const unsigned char *b, size_t len);
+bool omr_ct_equal(const unsigned char *a, const unsigned char *b, size_t len);
 
 /* Lower-case hex of `len` bytes into out (2*len+1 bytes). */
 void omr_hex_encode(const unsigned char *in, size_t len, char *out);
@@ -41,5 +44,22 @@ enum omr_sig_result omr_sig_verify_api(const unsigned char *secret, size_t secre
                                        bool require_ts, long long now_s, long long window_s,
                                        const char *body, size_t body_len);
 const char *omr_sig_result_name(enum omr_sig_result r);
+
+/* Twilio: base64(HMAC-SHA1(auth token, url + name1 + value1 + name2 …))
+ * over the parameters sorted by name. out needs 29 bytes. */
+int omr_sig_twilio(const char *token, const char *url, const struct omr_form *params,
+                   char out[29]);
+/* Checks `header` against the URL as given and with the default port added
+ * or removed (Twilio's own libraries accept both). */
+bool omr_sig_twilio_verify(const char *token, const char *url, const struct omr_form *params,
+                           const char *header);
+
+/* Vonage signed webhooks: "&k=v" for every parameter but sig, sorted,
+ * with '&' and '=' in values replaced by '_'; md5hash: md5(string +
+ * secret), else HMAC(secret, string); lower-case hex into out (129). */
+int omr_sig_vonage(const char *secret, enum omr_vonage_sig method, const struct omr_form *params,
+                   char out[129]);
+bool omr_sig_vonage_verify(const char *secret, enum omr_vonage_sig method,
+                           const struct omr_form *params, const char *sig);
 
 #endif
