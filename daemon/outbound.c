@@ -427,7 +427,7 @@ static void on_begun(const redisReply *r, const char *error, void *arg)
 
 static void begin(struct omr_outbound *ob, const char *reply_id, const redisReply *fields)
 {
-        const char *conv = NULL, *agent = NULL, *text = NULL;
+        const char *conv = NULL, *agent = NULL, *text = NULL, *idem = NULL;
         for (size_t i = 0; fields && i + 1 < fields->elements; i += 2) {
                 const char *k = fields->element[i]->str, *v = fields->element[i + 1]->str;
                 if (k == NULL || v == NULL)
@@ -438,6 +438,8 @@ static void begin(struct omr_outbound *ob, const char *reply_id, const redisRepl
                         agent = v;
                 else if (strcmp(k, "text") == 0)
                         text = v;
+                else if (strcmp(k, "idempotency_key") == 0 && *v)
+                        idem = v;
         }
         struct delivery *d = calloc(1, sizeof(*d));
         if (d == NULL)
@@ -457,21 +459,25 @@ static void begin(struct omr_outbound *ob, const char *reply_id, const redisRepl
         ob->list = d;
         ob->n++;
         const char *prefix = conf_of(ob)->redis.prefix;
-        char *reply_key = NULL, *conv_key = NULL, *events = NULL, now[24], emax[24];
+        char *reply_key = NULL, *conv_key = NULL, *events = NULL, *idem_key = NULL, now[24],
+             emax[24];
         snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
         snprintf(emax, sizeof(emax), "%lld", conf_of(ob)->redis.events_maxlen);
         int rc = -ENOMEM;
         if (d->reply_id && d->timer && *d->conversation_id && strchr(d->conversation_id, '}') == NULL &&
             asprintf(&reply_key, "%sconv:{%s}:reply:%s", prefix, d->conversation_id, reply_id) > 0 &&
             asprintf(&conv_key, "%sconv:{%s}", prefix, d->conversation_id) > 0 &&
-            asprintf(&events, "%sevents", prefix) > 0) {
-                const char *argv[] = {reply_key, conv_key,  events,  ob->outbox, reply_id,
-                                      d->conversation_id, d->agent_id, d->text, now, emax};
-                size_t lens[10];
-                for (int i = 0; i < 10; i++)
+            asprintf(&events, "%sevents", prefix) > 0 &&
+            asprintf(&idem_key, "%sidem:outbox:%s", prefix, idem ? idem : "-") > 0) {
+                const char *argv[] = {reply_key, conv_key, events,  ob->outbox, idem_key,
+                                      reply_id, d->conversation_id, d->agent_id, d->text, now,
+                                      emax,      idem ? "1" : "0", "604800"};
+                size_t lens[13];
+                for (int i = 0; i < 13; i++)
                         lens[i] = strlen(argv[i]);
-                rc = omr_store_eval(ob->core->store, &ob->begin, on_begun, d, 4, 6, argv, lens);
+                rc = omr_store_eval(ob->core->store, &ob->begin, on_begun, d, 5, 8, argv, lens);
         }
+        free(idem_key);
         free(reply_key);
         free(conv_key);
         free(events);

@@ -1,6 +1,8 @@
 -- reply_begin.lua — take an outbox entry for delivery, at most once.
--- KEYS[1] reply hash, KEYS[2] conversation hash, KEYS[3] events, KEYS[4] outbox
--- ARGV: 1 reply id, 2 conversation id, 3 agent id, 4 text, 5 now (ms), 6 events maxlen
+-- KEYS[1] reply hash, KEYS[2] conversation hash, KEYS[3] events, KEYS[4] outbox,
+-- KEYS[5] idempotency key of an entry written straight into the outbox
+-- ARGV: 1 reply id, 2 conversation id, 3 agent id, 4 text, 5 now (ms), 6 events maxlen,
+--       7 has idempotency key (1|0), 8 its ttl (s)
 -- Returns {'send', provider, customer_handle, customer_id, channel}
 --       | {'done'} (already handled) | {'failed', why} (and the entry acknowledged)
 local function close(status, err)
@@ -21,6 +23,17 @@ end
 if status and status ~= 'queued' and status ~= 'retrying' then
   redis.call('XACK', KEYS[4], 'omnirouted', ARGV[1])
   return {'done'}
+end
+if ARGV[7] == '1' and not status then
+  -- A tool that wrote the same idempotency key twice: the first entry wins.
+  local first = redis.call('GET', KEYS[5])
+  if first and first ~= ARGV[1] then
+    redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2],
+      'status', 'duplicate', 'duplicate_of', first, 'updated_at', ARGV[5])
+    redis.call('XACK', KEYS[4], 'omnirouted', ARGV[1])
+    return {'done'}
+  end
+  redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[8])
 end
 local conv = redis.call('HMGET', KEYS[2], 'provider', 'customer_handle', 'customer_id', 'channel')
 if not conv[1] then return close('failed', 'no such conversation') end
