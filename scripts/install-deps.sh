@@ -7,7 +7,7 @@ packages=(
   # build
   build-essential cmake pkg-config
   libevent-dev libhiredis-dev libjansson-dev libyaml-dev libmicrohttpd-dev
-  libssl-dev libsystemd-dev libglib2.0-dev
+  libssl-dev libsystemd-dev libglib2.0-dev libcurl4-openssl-dev
   # run (embedded mode) and test
   redis-server redis-tools libcmocka-dev curl openssl
   python3 python3-pytest python3-redis python3-requests
@@ -16,6 +16,10 @@ packages=(
 )
 
 missing=()
+# Node runs the providers' official SDKs that sign the tests' webhooks;
+# any node on PATH will do (Debian's if there is none).
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done

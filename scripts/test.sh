@@ -15,6 +15,9 @@ step() { printf '\n==> %s (%ss)\n' "$*" "$(( $(date +%s) - start ))"; }
 step "dependencies"
 scripts/install-deps.sh
 
+step "test helpers (npm ci: the providers' official SDKs sign test webhooks)"
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
 step "format (clang-format --dry-run -Werror)"
 mapfile -t sources < <(git ls-files -- '*.c' '*.h' 2>/dev/null || find daemon connectors include tests fuzz -name '*.[ch]')
 clang-format --dry-run -Werror "${sources[@]}"

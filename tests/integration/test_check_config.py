@@ -26,6 +26,14 @@ def check(path, cwd=None):
 def _example(tmp_path, secret=True):
     cfg = tmp_path / "omnirouted.yaml"
     shutil.copyfile(EXAMPLE, cfg)
+    # The example's other secret files: present in every variant, so each
+    # test changes exactly one thing.
+    for name, content in (("twilio-main.token", "twilio-token"),
+                          ("vonage-main.secret", "vonage-secret"),
+                          ("vonage-main.sig", "vonage-signature"),
+                          ("helpdesk.token", "0123456789abcdef0123456789abcdef")):
+        (tmp_path / name).write_text(content + "\n")
+        (tmp_path / name).chmod(0o600)
     if secret:
         (tmp_path / "api-shop.secret").write_text("example-secret\n")
         (tmp_path / "api-shop.secret").chmod(0o600)

@@ -144,6 +144,10 @@ static void test_example_loads(void **state)
         assert_non_null(mkdtemp(dir));
         write_file(dir, "omnirouted.yaml", text);
         write_file(dir, "api-shop.secret", "shop-secret\n");
+        write_file(dir, "twilio-main.token", "twilio-token\n");
+        write_file(dir, "vonage-main.secret", "vonage-secret\n");
+        write_file(dir, "vonage-main.sig", "vonage-signature-secret\n");
+        write_file(dir, "helpdesk.token", "0123456789abcdef0123456789abcdef\n");
         free(text);
         snprintf(path, sizeof(path), "%s/omnirouted.yaml", dir);
 
@@ -154,6 +158,24 @@ static void test_example_loads(void **state)
         assert_int_equal(errs.n, 0);
         assert_string_equal(c->path, path);
         assert_int_equal(c->log_level, LOG_INFO);
+
+        /* The SMS accounts, agent tokens and outbound settings. */
+        assert_int_equal(c->n_twilio, 1);
+        assert_string_equal(c->twilio[0].name, "main");
+        assert_string_equal(c->twilio[0].auth_token, "twilio-token");
+        assert_string_equal(c->twilio[0].public_url, "https://support.example.com");
+        assert_string_equal(c->twilio[0].api_base, "https://api.twilio.com");
+        assert_int_equal(c->n_vonage, 1);
+        assert_int_equal(c->vonage[0].signature_method, OMR_VSIG_MD5HASH);
+        assert_true(c->vonage[0].require_signature);
+        assert_string_equal(c->vonage[0].api_base, "https://rest.nexmo.com");
+        assert_int_equal(c->n_tokens, 1);
+        assert_string_equal(omr_conf_token_match(c, "0123456789abcdef0123456789abcdef"),
+                            "helpdesk");
+        assert_null(omr_conf_token_match(c, "0123456789abcdef0123456789abcdeF"));
+        assert_null(omr_conf_token_match(c, ""));
+        assert_int_equal(c->outbound.give_up_after_ms, 600000);
+        assert_int_equal(c->outbound.request_timeout_ms, 15000);
 
         assert_string_equal(c->http.host, "127.0.0.1");
         assert_int_equal(c->http.port, 8080);
