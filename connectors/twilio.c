@@ -38,14 +38,15 @@ static void reject(struct omr_connector *c, struct omr_http_request *req, unsign
 
 /* Account, form and signature: the common first half of both webhooks.
  * Returns the account, or NULL after answering. */
-static const struct omr_conf_twilio_account *verified(struct omr_connector *c,
-                                                      struct omr_http_request *req,
-                                                      struct omr_form *form)
+static const struct omr_conf_twilio_account *
+verified(struct omr_connector *c, struct omr_http_request *req, struct omr_form *form)
 {
         const struct omr_conf *conf = omr_core_conf(c->core);
-        const struct omr_conf_twilio_account *a = omr_conf_twilio(conf, omr_http_param(req, "account"));
+        const struct omr_conf_twilio_account *a =
+                omr_conf_twilio(conf, omr_http_param(req, "account"));
         if (a == NULL) {
-                reject(c, req, 404, "unknown_account", "no Twilio account of that name is configured");
+                reject(c, req, 404, "unknown_account",
+                       "no Twilio account of that name is configured");
                 return NULL;
         }
         size_t len;
@@ -182,7 +183,8 @@ static void on_status(struct omr_http_request *req, void *arg)
         const char *status = omr_form_get(&form, "MessageStatus");
         if (!sid || !*sid || !status || !*status || strlen(status) > 32) {
                 omr_form_free(&form);
-                reject(c, req, 400, "missing_field", "'MessageSid' and 'MessageStatus' are required");
+                reject(c, req, 400, "missing_field",
+                       "'MessageSid' and 'MessageStatus' are required");
                 return;
         }
         char provider[80];
@@ -202,7 +204,8 @@ struct send_job {
 static void on_sent(const struct omr_fetch_response *r, void *arg)
 {
         struct send_job *j = arg;
-        struct omr_send_result res = {.status = OMR_SEND_FAILED, .retry_after_ms = r->retry_after_ms};
+        struct omr_send_result res = {.status = OMR_SEND_FAILED,
+                                      .retry_after_ms = r->retry_after_ms};
         char err[512];
         json_t *body = NULL;
 
@@ -215,7 +218,8 @@ static void on_sent(const struct omr_fetch_response *r, void *arg)
                 if (r->status == 200 || r->status == 201) {
                         res.provider_message_id = json_string_value(json_object_get(body, "sid"));
                         res.status = res.provider_message_id ? OMR_SEND_SENT : OMR_SEND_FAILED;
-                        res.error = res.provider_message_id ? NULL : "accepted without a message sid";
+                        res.error =
+                                res.provider_message_id ? NULL : "accepted without a message sid";
                 } else {
                         snprintf(err, sizeof(err), "twilio HTTP %ld code %lld: %s", r->status,
                                  json_integer_value(json_object_get(body, "code")),
@@ -247,12 +251,14 @@ static int twilio_send(struct omr_connector *c, const struct omr_reply *r, omr_s
         char *url = NULL, *callback = NULL, *userpwd = NULL, *body = NULL;
         int rc = -1;
         struct send_job *j = calloc(1, sizeof(*j));
-        if (j && asprintf(&url, "%s/2010-04-01/Accounts/%s/Messages.json", a->api_base,
-                          a->account_sid) > 0 &&
+        if (j &&
+            asprintf(&url, "%s/2010-04-01/Accounts/%s/Messages.json", a->api_base, a->account_sid) >
+                    0 &&
             asprintf(&callback, "%s/v1/sms/twilio/%s/status", a->public_url, a->name) > 0 &&
             asprintf(&userpwd, "%s:%s", a->account_sid, a->auth_token) > 0) {
-                const char *kv[] = {"To",   r->to,   "From", a->from, "Body",
-                                    r->text, "StatusCallback", callback, NULL};
+                const char *kv[] = {"To",   r->to,   "From",           a->from,
+                                    "Body", r->text, "StatusCallback", callback,
+                                    NULL};
                 body = omr_form_encode(kv);
                 j->done = done;
                 j->arg = arg;

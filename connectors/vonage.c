@@ -18,9 +18,9 @@
 #include "omniroute/text.h"
 #include "omniroute/timefmt.h"
 
-#define MAX_PARTS       16
-#define MAX_TEXT_CHARS  3200
-#define SIG_WINDOW_S    300
+#define MAX_PARTS      16
+#define MAX_TEXT_CHARS 3200
+#define SIG_WINDOW_S   300
 
 static const char ok_body[] = "{\"status\":\"ok\"}";
 
@@ -78,7 +78,8 @@ static int read_params(struct omr_http_request *req, struct omr_form *f)
         return omr_form_parse(body, len, f);
 }
 
-static const char *check_signature(const struct omr_conf_vonage_account *a, const struct omr_form *f)
+static const char *check_signature(const struct omr_conf_vonage_account *a,
+                                   const struct omr_form *f)
 {
         const char *sig = omr_form_get(f, "sig");
         if (sig == NULL)
@@ -151,7 +152,8 @@ static void on_inbound(struct omr_http_request *req, void *arg)
                 omr_conf_vonage(conf, omr_http_param(req, "account"));
         struct omr_form f;
         if (a == NULL) {
-                reject(c, req, 404, "unknown_account", "no Vonage account of that name is configured");
+                reject(c, req, 404, "unknown_account",
+                       "no Vonage account of that name is configured");
                 return;
         }
         if (read_params(req, &f) != 0) {
@@ -176,9 +178,10 @@ static void on_inbound(struct omr_http_request *req, void *arg)
         int part = 0, total = 0;
         const char *ref = omr_form_get(&f, "concat-ref");
         if (concat) {
-                part = atoi(omr_form_get(&f, "concat-part") ? omr_form_get(&f, "concat-part") : "0");
+                part = atoi(omr_form_get(&f, "concat-part") ? omr_form_get(&f, "concat-part")
+                                                            : "0");
                 total = atoi(omr_form_get(&f, "concat-total") ? omr_form_get(&f, "concat-total")
-                                                               : "0");
+                                                              : "0");
                 if (!ref || !*ref || strlen(ref) > 64 || total < 1 || total > MAX_PARTS ||
                     part < 1 || part > total) {
                         omr_form_free(&f);
@@ -189,7 +192,8 @@ static void on_inbound(struct omr_http_request *req, void *arg)
                 }
         }
         if (m == NULL || asprintf(&m->provider, "vonage:%s", a->name) < 0) {
-                m->provider = NULL;
+                if (m)
+                        m->provider = NULL;
                 omr_form_free(&f);
                 omr_message_free(m);
                 omr_http_reply_error(req, 503, "store_unavailable", "out of memory");
@@ -245,7 +249,8 @@ struct send_job {
 static void on_sent(const struct omr_fetch_response *r, void *arg)
 {
         struct send_job *j = arg;
-        struct omr_send_result res = {.status = OMR_SEND_FAILED, .retry_after_ms = r->retry_after_ms};
+        struct omr_send_result res = {.status = OMR_SEND_FAILED,
+                                      .retry_after_ms = r->retry_after_ms};
         char err[512];
         json_t *body = NULL;
         if (r->curl_code != 0) {
@@ -265,7 +270,8 @@ static void on_sent(const struct omr_fetch_response *r, void *arg)
                         res.provider_message_id =
                                 json_string_value(json_object_get(msg, "message-id"));
                         res.status = res.provider_message_id ? OMR_SEND_SENT : OMR_SEND_FAILED;
-                        res.error = res.provider_message_id ? NULL : "accepted without a message-id";
+                        res.error =
+                                res.provider_message_id ? NULL : "accepted without a message-id";
                 } else {
                         snprintf(err, sizeof(err), "vonage HTTP %ld status %s: %s", r->status,
                                  status ? status : "?", text ? text : "no error text");
@@ -296,9 +302,10 @@ static int vonage_send(struct omr_connector *c, const struct omr_reply *r, omr_s
         for (const char *p = r->text; *p; p++)
                 ascii = ascii && (unsigned char)*p < 0x80;
         const char *to = r->to[0] == '+' ? r->to + 1 : r->to;
-        const char *kv[] = {"api_key", a->api_key, "api_secret", a->api_secret, "from", a->from,
-                            "to",      to,         "text",       r->text,      "type",
-                            ascii ? "text" : "unicode", NULL};
+        const char *kv[] = {"api_key", a->api_key, "api_secret", a->api_secret,
+                            "from",    a->from,    "to",         to,
+                            "text",    r->text,    "type",       ascii ? "text" : "unicode",
+                            NULL};
         char *body = omr_form_encode(kv), *url = NULL;
         struct send_job *j = calloc(1, sizeof(*j));
         int rc = -1;

@@ -16,7 +16,6 @@
 #include "omniroute/log.h"
 #include "omniroute/text.h"
 
-
 static void conf_defaults(struct omr_conf *c)
 {
         c->log_level = LOG_INFO;
@@ -629,10 +628,14 @@ static int sec_routing(struct cy *cy, yaml_node_t *v, void *obj)
 /* --- load / free -------------------------------------------------------- */
 
 static const struct cy_key top_keys[] = {
-        {"log", sec_log},         {"http", sec_http},
-        {"redis", sec_redis},     {"connectors", sec_connectors},
-        {"routing", sec_routing}, {"api", omr_conf_sec_api},
-        {"outbound", omr_conf_sec_outbound}, {NULL, NULL},
+        {"log", sec_log},
+        {"http", sec_http},
+        {"redis", sec_redis},
+        {"connectors", sec_connectors},
+        {"routing", sec_routing},
+        {"api", omr_conf_sec_api},
+        {"outbound", omr_conf_sec_outbound},
+        {NULL, NULL},
 };
 
 struct omr_conf *omr_conf_load_buffer(const char *path, const char *buf, size_t len,

@@ -84,7 +84,8 @@ static int parse_seq(struct cy *cy, yaml_node_t *v, const struct seq_spec *sp, v
         *items = arr;
         int rc = 0;
         for (size_t i = 0; i < n; i++) {
-                yaml_node_t *item = yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
+                yaml_node_t *item =
+                        yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
                 char *it = arr + i * sp->item_size;
                 (*n_items)++;
                 *(int *)(it + sp->line_offset) = cy_line(item);
@@ -201,9 +202,12 @@ static bool twilio_complete(const void *p)
 static int twilio_accounts(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
-                {"name", tw_name},           {"account_sid", tw_sid},
-                {"auth_token_file", tw_token}, {"public_url", tw_public_url},
-                {"api_base", tw_api_base},   {"from", tw_from},
+                {"name", tw_name},
+                {"account_sid", tw_sid},
+                {"auth_token_file", tw_token},
+                {"public_url", tw_public_url},
+                {"api_base", tw_api_base},
+                {"from", tw_from},
                 {NULL, NULL},
         };
         static const struct seq_spec spec = {

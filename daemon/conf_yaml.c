@@ -344,4 +344,3 @@ int cy_secret(struct cy *cy, yaml_node_t *v, const char *what, char **out, size_
                 *out_len = (size_t)n;
         return 0;
 }
-

@@ -107,7 +107,7 @@ char *omr_form_encode(const char *const *kv)
 
 int omr_phone_e164(const char *in, char out[17])
 {
-        char digits[32];
+        char digits[32] = {0};
         size_t n = 0;
         const char *p = in;
         bool plus = false;

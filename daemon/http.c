@@ -346,7 +346,8 @@ static void request_init(struct omr_http_request *req, const char *url, const ch
         if (ci && ci->client_addr) {
                 const struct sockaddr *sa = ci->client_addr;
                 if (sa->sa_family == AF_INET)
-                        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+                        inet_ntop(AF_INET,
+                                  &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
                                   req->peer, sizeof(req->peer));
                 else if (sa->sa_family == AF_INET6)
                         inet_ntop(AF_INET6,
@@ -542,8 +543,7 @@ int omr_http_start(struct omr_http *h)
                                 (unsigned)h->conf.idle_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
                                 h->conf.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                 h->conf.max_header, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-                                MHD_OPTION_END);
+                                MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_END);
         freeaddrinfo(ai);
         if (h->d == NULL) {
                 omr_log(LOG_ERR, "http", "cannot listen on %s:%d (address in use or not local?)",

@@ -22,6 +22,7 @@
 #include "core_priv.h"
 #include "id.h"
 #include "omniroute/log.h"
+#include "omniroute/metrics.h"
 #include "omniroute/timefmt.h"
 
 extern const char omr_reply_begin_lua[], omr_reply_finish_lua[], omr_reply_status_lua[];
@@ -137,8 +138,7 @@ static char *out_message_json(const struct delivery *d)
         if (m == NULL)
                 return NULL;
         omr_id_new(m->id);
-        memcpy(m->conversation_id, d->conversation_id,
-               strnlen(d->conversation_id, OMR_ID_LEN));
+        memcpy(m->conversation_id, d->conversation_id, strnlen(d->conversation_id, OMR_ID_LEN));
         m->direction = OMR_DIR_OUT;
         int ch = omr_channel_parse(d->channel);
         m->channel = ch < 0 ? OMR_CHANNEL_API : (enum omr_channel)ch;
@@ -170,6 +170,8 @@ static void on_finished(const redisReply *r, const char *error, void *arg)
                 later(d, 1000);
                 return;
         }
+        omr_metrics_inc(d->ob->core->metrics, OMR_M_REPLIES, d->conn ? d->conn->ops->name : "none",
+                        d->sent ? "sent" : "failed");
         omr_log(d->sent ? LOG_INFO : LOG_WARNING, "outbound",
                 "reply %s reply=%s conversation=%s provider=%s attempts=%d%s%s",
                 d->sent ? "sent" : "failed", d->reply_id, d->conversation_id, d->provider,
@@ -218,8 +220,7 @@ static void finish(struct delivery *d)
                 size_t lens[14];
                 for (int i = 0; i < 14; i++)
                         lens[i] = strlen(argv[i]);
-                rc = omr_store_eval(ob->core->store, &ob->finish, on_finished, d, 5, 9, argv,
-                                    lens);
+                rc = omr_store_eval(ob->core->store, &ob->finish, on_finished, d, 5, 9, argv, lens);
         }
         free(reply_key);
         free(log_key);
@@ -304,6 +305,7 @@ static void on_sent(const struct omr_send_result *res, void *arg)
         }
         omr_log(LOG_INFO, "outbound", "retrying reply=%s attempt=%d in=%lldms error=\"%s\"",
                 d->reply_id, d->attempt, (long long)delay, res->error ? res->error : "");
+        omr_metrics_inc(d->ob->core->metrics, OMR_M_REPLIES, d->conn->ops->name, "retried");
         mark_retrying(d, res->error ? res->error : "");
         d->state = DLV_WAITING;
         later(d, delay);
@@ -399,8 +401,8 @@ static void on_begun(const redisReply *r, const char *error, void *arg)
         if (error || r->type == REDIS_REPLY_ERROR) {
                 /* Left pending in the group; read again after a restart or
                  * reconnect. Drop it here. */
-                omr_log(LOG_WARNING, "outbound", "cannot take reply=%s error=\"%s\"",
-                        d->reply_id, error ? error : r->str);
+                omr_log(LOG_WARNING, "outbound", "cannot take reply=%s error=\"%s\"", d->reply_id,
+                        error ? error : r->str);
                 delivery_free(d);
                 return;
         }
@@ -464,14 +466,17 @@ static void begin(struct omr_outbound *ob, const char *reply_id, const redisRepl
         snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
         snprintf(emax, sizeof(emax), "%lld", conf_of(ob)->redis.events_maxlen);
         int rc = -ENOMEM;
-        if (d->reply_id && d->timer && *d->conversation_id && strchr(d->conversation_id, '}') == NULL &&
-            asprintf(&reply_key, "%sconv:{%s}:reply:%s", prefix, d->conversation_id, reply_id) > 0 &&
+        if (d->reply_id && d->timer && *d->conversation_id &&
+            strchr(d->conversation_id, '}') == NULL &&
+            asprintf(&reply_key, "%sconv:{%s}:reply:%s", prefix, d->conversation_id, reply_id) >
+                    0 &&
             asprintf(&conv_key, "%sconv:{%s}", prefix, d->conversation_id) > 0 &&
             asprintf(&events, "%sevents", prefix) > 0 &&
             asprintf(&idem_key, "%sidem:outbox:%s", prefix, idem ? idem : "-") > 0) {
-                const char *argv[] = {reply_key, conv_key, events,  ob->outbox, idem_key,
-                                      reply_id, d->conversation_id, d->agent_id, d->text, now,
-                                      emax,      idem ? "1" : "0", "604800"};
+                const char *argv[] = {
+                        reply_key, conv_key,           events,      ob->outbox, idem_key,
+                        reply_id,  d->conversation_id, d->agent_id, d->text,    now,
+                        emax,      idem ? "1" : "0",   "604800"};
                 size_t lens[13];
                 for (int i = 0; i < 13; i++)
                         lens[i] = strlen(argv[i]);
@@ -552,8 +557,8 @@ static void read_more(struct omr_outbound *ob)
                 return;
         ob->reading = true;
         if (!ob->group_ready) {
-                const char *argv[] = {"XGROUP", "CREATE", ob->outbox, "omnirouted", "0",
-                                      "MKSTREAM"};
+                const char *argv[] = {"XGROUP",     "CREATE", ob->outbox,
+                                      "omnirouted", "0",      "MKSTREAM"};
                 size_t lens[6];
                 for (int i = 0; i < 6; i++)
                         lens[i] = strlen(argv[i]);
@@ -568,8 +573,16 @@ static void read_more(struct omr_outbound *ob)
         snprintf(count, sizeof(count), "%zu", MAX_INFLIGHT - ob->n);
         int64_t b = conf_of(ob)->redis.command_timeout_ms / 2;
         snprintf(block, sizeof(block), "%lld", (long long)(b > 1000 ? 1000 : b));
-        const char *argv[] = {"XREADGROUP", "GROUP", "omnirouted", ob->consumer, "COUNT", count,
-                              "BLOCK", block, "STREAMS", ob->outbox,
+        const char *argv[] = {"XREADGROUP",
+                              "GROUP",
+                              "omnirouted",
+                              ob->consumer,
+                              "COUNT",
+                              count,
+                              "BLOCK",
+                              block,
+                              "STREAMS",
+                              ob->outbox,
                               ob->own_pending_done ? ">" : "0"};
         size_t lens[11];
         for (int i = 0; i < 11; i++)
@@ -645,7 +658,8 @@ static void on_status(const redisReply *r, const char *error, void *arg)
         if (error || r->type == REDIS_REPLY_ERROR)
                 j->done(false, false, j->arg);
         else
-                j->done(true, r->type == REDIS_REPLY_STATUS || (r->str && strcmp(r->str, "ok") == 0),
+                j->done(true,
+                        r->type == REDIS_REPLY_STATUS || (r->str && strcmp(r->str, "ok") == 0),
                         j->arg);
         free(j);
 }
@@ -666,8 +680,8 @@ void omr_reply_status(struct omr_core *core, const char *provider, const char *p
             asprintf(&events, "%sevents", conf->redis.prefix) > 0) {
                 j->done = done;
                 j->arg = arg;
-                const char *argv[] = {map_key, events, conf->redis.prefix, status,
-                                      error ? error : "", now, emax};
+                const char *argv[] = {
+                        map_key, events, conf->redis.prefix, status, error ? error : "", now, emax};
                 size_t lens[7];
                 for (int i = 0; i < 7; i++)
                         lens[i] = strlen(argv[i]);

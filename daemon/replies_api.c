@@ -100,9 +100,9 @@ static void enqueue_now(struct enqueue *e)
             asprintf(&outbox, "%soutbox", conf->redis.prefix) > 0 &&
             asprintf(&idem_key, "%sidem:%s:%s", conf->redis.prefix, e->token_name,
                      e->idem ? e->idem : "-") > 0) {
-                const char *argv[] = {conv_key, outbox, idem_key, conf->redis.prefix, e->conv,
-                                      e->agent, e->text,  e->idem ? "1" : "0", ttl, now,
-                                      e->token_name};
+                const char *argv[] = {conv_key, outbox,   idem_key,     conf->redis.prefix,
+                                      e->conv,  e->agent, e->text,      e->idem ? "1" : "0",
+                                      ttl,      now,      e->token_name};
                 size_t lens[11];
                 for (int i = 0; i < 11; i++)
                         lens[i] = strlen(argv[i]);
@@ -181,11 +181,10 @@ static void h_post_reply(struct omr_http_request *req, void *arg)
                 idem = omr_http_header(req, "Idempotency-Key");
         const char *missing = !agent || !*agent ? "agent_id" : !text || !*text ? "text" : NULL;
         if (missing || strlen(agent) > 128 || (idem && (strlen(idem) == 0 || strlen(idem) > 128))) {
-                omr_http_reply_error(req, 400, missing ? "missing_field" : "invalid_field",
-                                     missing ? "'%s' is required"
-                                             : "'%s' must be 1-128 characters",
-                                     missing ? missing : (strlen(agent) > 128 ? "agent_id"
-                                                                                : "idempotency_key"));
+                omr_http_reply_error(
+                        req, 400, missing ? "missing_field" : "invalid_field",
+                        missing ? "'%s' is required" : "'%s' must be 1-128 characters",
+                        missing ? missing : (strlen(agent) > 128 ? "agent_id" : "idempotency_key"));
                 json_decref(j);
                 return;
         }
@@ -270,8 +269,8 @@ int omr_replies_api_start(struct omr_core *core)
 {
         int rc;
         omr_script_init(&enqueue_script, omr_reply_enqueue_lua);
-        if ((rc = omr_http_route(core->http, "POST", "/v1/conversations/{id}/replies",
-                                 h_post_reply, core)) != 0)
+        if ((rc = omr_http_route(core->http, "POST", "/v1/conversations/{id}/replies", h_post_reply,
+                                 core)) != 0)
                 return rc;
         return omr_http_route(core->http, "GET", "/v1/conversations/{id}/replies/{reply}",
                               h_get_reply, core);

@@ -97,7 +97,7 @@ struct omr_conf_token {
 };
 
 struct omr_conf_outbound {
-        int64_t give_up_after_ms;  /* retries stop here; the reply is failed */
+        int64_t give_up_after_ms;   /* retries stop here; the reply is failed */
         int64_t request_timeout_ms; /* one provider API request */
         char *consumer;             /* outbox consumer name; NULL: hostname:port */
 };
@@ -112,7 +112,13 @@ struct omr_conf_twilio_account {
         int line;
 };
 
-enum omr_vonage_sig { OMR_VSIG_MD5HASH, OMR_VSIG_MD5, OMR_VSIG_SHA1, OMR_VSIG_SHA256, OMR_VSIG_SHA512 };
+enum omr_vonage_sig {
+        OMR_VSIG_MD5HASH,
+        OMR_VSIG_MD5,
+        OMR_VSIG_SHA1,
+        OMR_VSIG_SHA256,
+        OMR_VSIG_SHA512
+};
 
 struct omr_conf_vonage_account {
         char *name;

@@ -16,6 +16,7 @@ enum omr_counter {
         OMR_M_REDIS_RECONNECTS, /* no labels */
         OMR_M_REDIS_TIMEOUTS,   /* no labels */
         OMR_M_CONFIG_RELOADS,   /* labels: result (ok|refused) */
+        OMR_M_REPLIES,          /* labels: connector, outcome (sent|failed|retried) */
         OMR_M__COUNTERS
 };
 

@@ -47,8 +47,7 @@ const char *omr_sig_result_name(enum omr_sig_result r);
 
 /* Twilio: base64(HMAC-SHA1(auth token, url + name1 + value1 + name2 …))
  * over the parameters sorted by name. out needs 29 bytes. */
-int omr_sig_twilio(const char *token, const char *url, const struct omr_form *params,
-                   char out[29]);
+int omr_sig_twilio(const char *token, const char *url, const struct omr_form *params, char out[29]);
 /* Checks `header` against the URL as given and with the default port added
  * or removed (Twilio's own libraries accept both). */
 bool omr_sig_twilio_verify(const char *token, const char *url, const struct omr_form *params,
