@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "omniroute/log.h"
 #include "omniroute/metrics.h"
 
 #define MAX_LABEL 64
@@ -40,6 +41,9 @@ static const struct {
         [OMR_M_CONFIG_RELOADS] = {"omr_config_reloads_total",
                                   "Configuration reloads by result.",
                                   {"result", NULL}},
+        [OMR_M_REPLIES] = {"omr_replies_total",
+                           "Agent replies by connector and outcome.",
+                           {"connector", "outcome"}},
 };
 
 static const struct {
@@ -63,6 +67,11 @@ struct omr_metrics {
 
 struct omr_metrics *omr_metrics_new(void)
 {
+        /* A counter added to the enum without its definition is a bug to
+         * catch at start, not a "(null)" line in the exposition. */
+        for (int c = 0; c < OMR_M__COUNTERS; c++)
+                if (counter_defs[c].name == NULL)
+                        omr_panic("metrics", "counter %d has no definition", c);
         return calloc(1, sizeof(struct omr_metrics));
 }
 
