@@ -33,12 +33,20 @@ static int base_url(struct cy *cy, yaml_node_t *v, const char *what, char **out)
         if (cy_string(cy, v, what, out))
                 return -1;
         char *u = *out;
-        if (strncmp(u, "https://", 8) != 0 && strncmp(u, "http://", 7) != 0) {
-                cy_error(cy, v, "'%s' must start with https:// or http://, got '%s'", what, u);
+        const char *host = strncmp(u, "https://", 8) == 0  ? u + 8
+                           : strncmp(u, "http://", 7) == 0 ? u + 7
+                                                           : NULL;
+        /* Paths are appended to it: a host is needed, and no query,
+         * fragment or white space. */
+        if (host == NULL || *host == '\0' || *host == '/' || *host == ':' ||
+            strpbrk(u, " \t?#") != NULL) {
+                cy_error(cy, v,
+                         "'%s' must be http(s)://host[:port][/path] without a query, got '%s'",
+                         what, u);
                 return -1;
         }
         size_t n = strlen(u);
-        while (n > 8 && u[n - 1] == '/')
+        while (n > 0 && u[n - 1] == '/')
                 u[--n] = '\0';
         return 0;
 }
@@ -307,16 +315,18 @@ static int vonage_accounts(struct cy *cy, yaml_node_t *v, void *obj)
         struct omr_conf *c = obj;
         int rc = parse_seq(cy, v, &spec, (void **)&c->vonage, &c->n_vonage);
         for (size_t i = 0; i < c->n_vonage; i++) {
+                yaml_node_t *item =
+                        yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
                 struct omr_conf_vonage_account *a = &c->vonage[i];
                 if (a->api_base == NULL)
                         a->api_base = strdup("https://rest.nexmo.com");
                 if (!a->require_signature_set)
                         a->require_signature = a->signature_secret != NULL;
                 if (a->require_signature && a->signature_secret == NULL && a->name) {
-                        cy_error(cy, NULL,
+                        cy_error(cy, item,
                                  "vonage account '%s' requires signatures but has no "
-                                 "signature_secret_file (line %d)",
-                                 a->name, a->line);
+                                 "signature_secret_file",
+                                 a->name);
                         rc = -1;
                 }
         }

@@ -49,7 +49,27 @@ int omr_form_parse(const char *s, size_t len, struct omr_form *out)
         memset(out, 0, sizeof(*out));
         if (len == 0)
                 return 0;
-        GHashTable *t = g_uri_parse_params(s, (gssize)len, "&", G_URI_PARAMS_WWW_FORM, &err);
+        /* The form rules (WHATWG urlencoded) skip empty pieces ("a=1&&b=2")
+         * and read "a" as "a=": GLib refuses both, so tidy the pieces first
+         * and leave the decoding to GLib. */
+        GString *tidy = g_string_sized_new(len + 8);
+        const char *p = s, *end = s + len;
+        while (p < end) {
+                const char *amp = memchr(p, '&', (size_t)(end - p));
+                size_t n = (size_t)((amp ? amp : end) - p);
+                if (n > 0) {
+                        if (tidy->len)
+                                g_string_append_c(tidy, '&');
+                        g_string_append_len(tidy, p, (gssize)n);
+                        if (memchr(p, '=', n) == NULL)
+                                g_string_append_c(tidy, '=');
+                }
+                p += n + 1;
+        }
+        GHashTable *t = tidy->len ? g_uri_parse_params(tidy->str, (gssize)tidy->len, "&",
+                                                       G_URI_PARAMS_WWW_FORM, &err)
+                                  : g_hash_table_new(g_str_hash, g_str_equal);
+        g_string_free(tidy, TRUE);
         if (t == NULL) {
                 g_clear_error(&err);
                 return -EINVAL;
@@ -112,7 +132,7 @@ int omr_phone_e164(const char *in, char out[17])
         const char *p = in;
         bool plus = false;
 
-        while (*p == ' ')
+        while (*p == ' ' || *p == '(') /* "(+1) 415…" */
                 p++;
         if (*p == '+') {
                 plus = true;

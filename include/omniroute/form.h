@@ -17,8 +17,9 @@ struct omr_form {
         struct omr_form_pair *pairs;
 };
 
-/* 0, or -EINVAL for a malformed %-escape or invalid UTF-8. A repeated name
- * keeps its last value. */
+/* 0, or -EINVAL for a malformed %-escape or invalid UTF-8. As browsers
+ * do, empty pieces are skipped and a name without '=' has an empty value;
+ * a repeated name keeps its last value. */
 int omr_form_parse(const char *s, size_t len, struct omr_form *out);
 /* Adds (copies) a pair, keeping the order. 0 or -ENOMEM. */
 int omr_form_set(struct omr_form *f, const char *name, const char *value);
