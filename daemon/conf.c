@@ -799,5 +799,7 @@ const char *omr_conf_reload_blocker(const struct omr_conf *cur, const struct omr
         if (str_differs(r->embedded_dir, s->embedded_dir) ||
             str_differs(r->embedded_server, s->embedded_server))
                 return "redis.embedded_dir";
+        if (str_differs(cur->outbound.consumer, next->outbound.consumer))
+                return "outbound.consumer"; /* the outbox reader is named once, at start */
         return NULL;
 }

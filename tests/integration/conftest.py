@@ -464,6 +464,11 @@ def pytest_runtest_makereport(item, call):
     if rep.failed:
         for name, path in item.__dict__.get("_omr_logs", []):
             rep.sections.append((f"{name} log tail ({path})", tail(path)))
+        for name, fn in item.__dict__.get("_omr_sections", []):
+            try:
+                rep.sections.append((name, fn()))
+            except Exception as e:  # noqa: BLE001 - diagnostics only
+                rep.sections.append((name, f"<unavailable: {e!r}>"))
 
 
 class OmrTestTimeout(BaseException):
@@ -690,3 +695,98 @@ def assert_stored_ok(resp, queue="general"):
         assert j.get("queue") == queue, j
     assert j.get("duplicate") is False, j
     return j
+
+
+# --------------------------------------------------------------------------
+# SMS: Twilio / Vonage connectors, replies API, fake provider send APIs
+# (helpers in sms_helpers.py; signatures by the official SDKs via tests/js)
+
+import sms_helpers  # noqa: E402
+from sms_helpers import API_TOKENS, TWILIO, VONAGE, FakeProvider  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    sms_helpers.SIGNER.close()
+
+
+@pytest.fixture
+def fake_provider(request):
+    """Fake Twilio Messages API + Vonage /sms/json (see sms_helpers.FakeProvider)."""
+    fake = FakeProvider()
+    request.node.__dict__.setdefault("_omr_sections", []).append(
+        ("fake provider requests", lambda: "\n".join(
+            f"{r.method} {r.path} -> {r.answer_status} auth={r.basic_auth} form={r.form}"
+            for r in fake.requests()) or "<none>"))
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def sms_secrets(secrets_dir):
+    """Token / secret files of sms_config(), each with a trailing newline."""
+    def w(name, value):
+        f = secrets_dir / name
+        f.write_text(value + "\n")
+        f.chmod(0o600)
+    for name, tok in API_TOKENS.items():
+        w(f"{name}.token", tok)
+    for name, a in TWILIO.items():
+        w(f"twilio-{name}.token", a["auth_token"])
+    for name, a in VONAGE.items():
+        w(f"vonage-{name}.secret", a["api_secret"])
+        if "signature_secret" in a:
+            w(f"vonage-{name}.sig", a["signature_secret"])
+    return secrets_dir
+
+
+def sms_sections(secrets_dir, api_base):
+    twilio = []
+    for name, a in TWILIO.items():
+        twilio.append({
+            "name": name,
+            "account_sid": a["account_sid"],
+            "auth_token_file": str(secrets_dir / f"twilio-{name}.token"),
+            "public_url": a["public_url"],
+            "api_base": api_base,
+            "from": a["from"],
+        })
+    vonage = []
+    for name, a in VONAGE.items():
+        acct = {"name": name, "api_key": a["api_key"],
+                "api_secret_file": str(secrets_dir / f"vonage-{name}.secret")}
+        if "signature_secret" in a:
+            acct["signature_secret_file"] = str(secrets_dir / f"vonage-{name}.sig")
+            acct["signature_method"] = a["signature_method"]
+            if name == "main":  # the others rely on the default (true when a secret is set)
+                acct["require_signature"] = True
+        acct["api_base"] = api_base
+        acct["from"] = Raw(json.dumps(a["from"]))  # a quoted string, as in the contract
+        vonage.append(acct)
+    return {
+        "api": {"tokens": [{"name": n, "token_file": str(secrets_dir / f"{n}.token")} for n in API_TOKENS]},
+        "outbound": {"give_up_after": "30s", "request_timeout": "5s"},
+        "twilio": {"accounts": twilio},
+        "vonage": {"accounts": vonage},
+    }
+
+
+@pytest.fixture
+def sms_config(make_config, sms_secrets, fake_provider):
+    """make_config() plus api tokens, outbound, and the Twilio accounts
+    main / alt and Vonage accounts main (md5hash) / hmac (sha256) / open
+    (unsigned) of sms_helpers, all sending to fake_provider."""
+    def make(**over):
+        cfg = make_config()
+        sec = sms_sections(sms_secrets, fake_provider.base_url)
+        cfg["api"] = sec["api"]
+        cfg["outbound"] = sec["outbound"]
+        cfg["connectors"]["twilio"] = sec["twilio"]
+        cfg["connectors"]["vonage"] = sec["vonage"]
+        cfg.update(over)
+        return cfg
+    return make
+
+
+@pytest.fixture
+def sms_daemon(start_daemon, sms_config):
+    return start_daemon(sms_config())
