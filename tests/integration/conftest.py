@@ -10,6 +10,11 @@ Fixtures:
   make_config    a fresh config dict for that redis (edit, then start_daemon)
   start_daemon   cfg -> running, ready Daemon; SIGTERM + exit 0 asserted at teardown
   daemon         start_daemon(make_config()) for the common case
+  fake_provider  fake Twilio Messages API + Vonage /sms/json (sms_helpers.FakeProvider)
+  sms_config     make_config() + api tokens, outbound, Twilio / Vonage accounts -> fake_provider
+  sms_daemon     start_daemon(sms_config())
+SMS webhook signatures come from the providers' official npm SDKs through
+tests/js/sign.js (npm ci is run there once if node_modules is missing).
 
 On a failing test the tail of every daemon's / redis' log is added to the
 report (pytest prints it under the failure).
