@@ -201,9 +201,9 @@ static void on_stored(const struct omr_ingest_result *res, void *arg)
 {
         struct omr_http_request *req = arg;
         if (res->status == OMR_INGEST_UNAVAILABLE) {
-                omr_http_set_header(req, "Retry-After", "1");
-                omr_http_reply_error(req, 503, "store_unavailable",
-                                     "the message was not stored (%s); retry later", res->detail);
+                omr_http_reply_unavailable(req, "store_unavailable",
+                                           "the message was not stored (%s); retry later",
+                                           res->detail);
                 return;
         }
         json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:b}", "conversation_id", res->conversation_id,
@@ -272,35 +272,14 @@ static void on_inbound(struct omr_http_request *req, void *arg)
         omr_ingest(c->core, m, on_stored, req);
 }
 
-static int api_init(struct omr_connector *c, const struct omr_conf *conf)
-{
-        (void)c;
-        (void)conf;
-        return 0;
-}
-
 static int api_start(struct omr_connector *c)
 {
         return omr_http_route(omr_core_http(c->core), "POST", "/v1/inbound/{adapter}", on_inbound,
                               c);
 }
 
-static void api_stop(struct omr_connector *c)
-{
-        (void)c; /* the HTTP server stops intake for it */
-}
-
-static void api_free(struct omr_connector *c)
-{
-        (void)c;
-}
-
 const struct omr_connector_ops omr_api_connector = {
         .name = "api",
         .channel = OMR_CHANNEL_API,
-        .init = api_init,
         .start = api_start,
-        .send = NULL,
-        .stop = api_stop,
-        .free = api_free,
 };

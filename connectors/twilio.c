@@ -85,9 +85,8 @@ static void on_stored(const struct omr_ingest_result *res, void *arg)
 {
         struct omr_http_request *req = arg;
         if (res->status == OMR_INGEST_UNAVAILABLE) {
-                omr_http_set_header(req, "Retry-After", "1");
-                omr_http_reply_error(req, 503, "store_unavailable",
-                                     "the message was not stored (%s)", res->detail);
+                omr_http_reply_unavailable(req, "store_unavailable",
+                                           "the message was not stored (%s)", res->detail);
                 return;
         }
         reply_twiml(req);
@@ -162,8 +161,7 @@ static void on_status_stored(bool stored, bool found, void *arg)
 {
         struct omr_http_request *req = arg;
         if (!stored) {
-                omr_http_set_header(req, "Retry-After", "1");
-                omr_http_reply_error(req, 503, "store_unavailable", "status not recorded");
+                omr_http_reply_unavailable(req, "store_unavailable", "status not recorded");
                 return;
         }
         if (!found)
@@ -285,13 +283,6 @@ static int twilio_send(struct omr_connector *c, const struct omr_reply *r, omr_s
         return rc;
 }
 
-static int twilio_init(struct omr_connector *c, const struct omr_conf *conf)
-{
-        (void)c;
-        (void)conf;
-        return 0;
-}
-
 static int twilio_start(struct omr_connector *c)
 {
         int rc = omr_http_route(omr_core_http(c->core), "POST", "/v1/sms/twilio/{account}",
@@ -301,23 +292,10 @@ static int twilio_start(struct omr_connector *c)
                                    "/v1/sms/twilio/{account}/status", on_status, c);
 }
 
-static void twilio_stop(struct omr_connector *c)
-{
-        (void)c;
-}
-
-static void twilio_free(struct omr_connector *c)
-{
-        (void)c;
-}
-
 const struct omr_connector_ops omr_twilio_connector = {
         .name = "twilio",
         .channel = OMR_CHANNEL_SMS,
-        .init = twilio_init,
         .start = twilio_start,
         .send = twilio_send,
         .max_text = MAX_BODY_CHARS,
-        .stop = twilio_stop,
-        .free = twilio_free,
 };

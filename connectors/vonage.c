@@ -105,9 +105,8 @@ static void on_stored(const struct omr_ingest_result *res, void *arg)
 {
         struct omr_http_request *req = arg;
         if (res->status == OMR_INGEST_UNAVAILABLE) {
-                omr_http_set_header(req, "Retry-After", "1");
-                omr_http_reply_error(req, 503, "store_unavailable",
-                                     "the message was not stored (%s)", res->detail);
+                omr_http_reply_unavailable(req, "store_unavailable",
+                                           "the message was not stored (%s)", res->detail);
                 return;
         }
         reply_ok(req);
@@ -117,8 +116,7 @@ static void on_part(bool stored, const char *joined, void *arg)
 {
         struct inbound *in = arg;
         if (!stored) {
-                omr_http_set_header(in->req, "Retry-After", "1");
-                omr_http_reply_error(in->req, 503, "store_unavailable", "the part was not stored");
+                omr_http_reply_unavailable(in->req, "store_unavailable", "the part was not stored");
                 omr_message_free(in->m);
         } else if (joined == NULL) {
                 reply_ok(in->req); /* recorded; the message is stored with its last part */
@@ -331,13 +329,6 @@ static int vonage_send(struct omr_connector *c, const struct omr_reply *r, omr_s
         return rc;
 }
 
-static int vonage_init(struct omr_connector *c, const struct omr_conf *conf)
-{
-        (void)c;
-        (void)conf;
-        return 0;
-}
-
 static int vonage_start(struct omr_connector *c)
 {
         struct omr_http *h = omr_core_http(c->core);
@@ -345,23 +336,10 @@ static int vonage_start(struct omr_connector *c)
         return rc ? rc : omr_http_route(h, "GET", "/v1/sms/vonage/{account}", on_inbound, c);
 }
 
-static void vonage_stop(struct omr_connector *c)
-{
-        (void)c;
-}
-
-static void vonage_free(struct omr_connector *c)
-{
-        (void)c;
-}
-
 const struct omr_connector_ops omr_vonage_connector = {
         .name = "vonage",
         .channel = OMR_CHANNEL_SMS,
-        .init = vonage_init,
         .start = vonage_start,
         .send = vonage_send,
         .max_text = MAX_TEXT_CHARS,
-        .stop = vonage_stop,
-        .free = vonage_free,
 };

@@ -202,7 +202,7 @@ int omr_core_start(struct omr_core *core)
                 struct omr_connector *c = &core->connectors[i];
                 c->ops = omr_connectors[i];
                 c->core = core;
-                if ((rc = c->ops->init(c, core->conf)) != 0) {
+                if (c->ops->init && (rc = c->ops->init(c, core->conf)) != 0) {
                         omr_log(LOG_ERR, "core", "connector init failed name=%s: %s", c->ops->name,
                                 strerror(-rc));
                         return rc;
@@ -272,7 +272,8 @@ static void finish_shutdown(struct omr_core *core)
         if (core->drain_ev)
                 event_del(core->drain_ev);
         for (size_t i = 0; i < core->n_connectors; i++)
-                core->connectors[i].ops->stop(&core->connectors[i]);
+                if (core->connectors[i].ops->stop)
+                        core->connectors[i].ops->stop(&core->connectors[i]);
         omr_http_free(core->http);
         core->http = NULL;
         /* Provider requests first (their outcomes are written while the
@@ -343,7 +344,8 @@ void omr_core_free(struct omr_core *core)
         if (core == NULL)
                 return;
         for (size_t i = 0; i < core->n_connectors; i++)
-                core->connectors[i].ops->free(&core->connectors[i]);
+                if (core->connectors[i].ops->free)
+                        core->connectors[i].ops->free(&core->connectors[i]);
         free(core->connectors);
         omr_http_free(core->http);
         omr_fetcher_free(core->fetcher);

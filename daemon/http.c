@@ -171,6 +171,18 @@ void omr_http_reply_error(struct omr_http_request *req, unsigned status, const c
         omr_http_reply_json_take(req, status, j);
 }
 
+void omr_http_reply_unavailable(struct omr_http_request *req, const char *error,
+                                const char *detail_fmt, ...)
+{
+        char detail[512];
+        va_list ap;
+        va_start(ap, detail_fmt);
+        vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+        va_end(ap);
+        omr_http_set_header(req, "Retry-After", "1");
+        omr_http_reply_error(req, 503, error, "%s", detail);
+}
+
 /* --- request accessors ------------------------------------------------- */
 
 const char *omr_http_method(const struct omr_http_request *req)
@@ -606,8 +618,7 @@ void omr_http_abort_waiting(struct omr_http *h, const char *why)
 {
         for (struct omr_http_request *r = h->active; r; r = r->next)
                 if (r->suspended && r->response == NULL && r->status == 0) {
-                        omr_http_set_header(r, "Retry-After", "1");
-                        omr_http_reply_error(r, 503, "shutting_down", "%s", why);
+                        omr_http_reply_unavailable(r, "shutting_down", "%s", why);
                 }
         if (h->d)
                 mhd_run(h);

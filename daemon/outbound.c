@@ -262,20 +262,25 @@ static void on_marked_retrying(const redisReply *r, const char *error, void *arg
         (void)arg;
 }
 
-static void mark_retrying(struct delivery *d, const char *why)
+/* HSET the reply's status, attempt count and (when given) error. 0 when
+ * sent (cb will be called), else -errno. */
+static int reply_hset(struct delivery *d, const char *status, const char *error,
+                      omr_store_reply_fn cb, void *arg)
 {
         struct omr_outbound *ob = d->ob;
         char *key = NULL, att[16];
         if (!store_ready(ob) || asprintf(&key, "%sconv:{%s}:reply:%s", conf_of(ob)->redis.prefix,
                                          d->conversation_id, d->reply_id) < 0)
-                return;
+                return -ENOTCONN;
         snprintf(att, sizeof(att), "%d", d->attempt);
-        const char *argv[] = {"HSET", key, "status", "retrying", "error", why, "attempts", att};
+        const char *argv[] = {"HSET", key, "status", status, "attempts", att, "error", error};
+        int argc = error ? 8 : 6;
         size_t lens[8];
-        for (int i = 0; i < 8; i++)
+        for (int i = 0; i < argc; i++)
                 lens[i] = strlen(argv[i]);
-        omr_store_command(ob->core->store, on_marked_retrying, NULL, 8, argv, lens);
+        int rc = omr_store_command(ob->core->store, cb, arg, argc, argv, lens);
         free(key);
+        return rc;
 }
 
 static void on_sent(const struct omr_send_result *res, void *arg)
@@ -306,7 +311,7 @@ static void on_sent(const struct omr_send_result *res, void *arg)
         omr_log(LOG_INFO, "outbound", "retrying reply=%s attempt=%d in=%lldms error=\"%s\"",
                 d->reply_id, d->attempt, (long long)delay, res->error ? res->error : "");
         omr_metrics_inc(d->ob->core->metrics, OMR_M_REPLIES, d->conn->ops->name, "retried");
-        mark_retrying(d, res->error ? res->error : "");
+        reply_hset(d, "retrying", res->error ? res->error : "", on_marked_retrying, NULL);
         d->state = DLV_WAITING;
         later(d, delay);
 }
@@ -349,28 +354,13 @@ static void on_marked_sending(const redisReply *r, const char *error, void *arg)
 /* Every provider request is preceded by a confirmed "sending" mark. */
 static void attempt(struct delivery *d)
 {
-        struct omr_outbound *ob = d->ob;
-        char *key = NULL, att[16];
         d->attempt++;
         d->state = DLV_MARKING;
-        if (!store_ready(ob) || asprintf(&key, "%sconv:{%s}:reply:%s", conf_of(ob)->redis.prefix,
-                                         d->conversation_id, d->reply_id) < 0) {
-                d->attempt--;
-                d->state = DLV_WAITING;
-                later(d, 1000);
-                return;
-        }
-        snprintf(att, sizeof(att), "%d", d->attempt);
-        const char *argv[] = {"HSET", key, "status", "sending", "attempts", att};
-        size_t lens[6];
-        for (int i = 0; i < 6; i++)
-                lens[i] = strlen(argv[i]);
-        if (omr_store_command(ob->core->store, on_marked_sending, d, 6, argv, lens) != 0) {
+        if (reply_hset(d, "sending", NULL, on_marked_sending, d) != 0) {
                 d->attempt--;
                 d->state = DLV_WAITING;
                 later(d, 1000);
         }
-        free(key);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

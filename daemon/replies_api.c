@@ -39,8 +39,8 @@ static void enqueue_free(struct enqueue *e)
 
 static void unavailable(struct omr_http_request *req, const char *error)
 {
-        omr_http_set_header(req, "Retry-After", "1");
-        omr_http_reply_error(req, 503, "store_unavailable", "the reply was not queued (%s)", error);
+        omr_http_reply_unavailable(req, "store_unavailable", "the reply was not queued (%s)",
+                                   error);
 }
 
 /* The bearer token's name, or NULL after answering 401. */

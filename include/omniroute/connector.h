@@ -44,6 +44,7 @@ typedef void (*omr_send_done_fn)(const struct omr_send_result *res, void *arg);
 struct omr_connector_ops {
         const char *name; /* also its key under `connectors:` in the config */
         enum omr_channel channel;
+        /* init, stop and free may be NULL when a connector has nothing to do. */
         /* Allocate private state; nothing may start yet. 0 or -errno. */
         int (*init)(struct omr_connector *c, const struct omr_conf *conf);
         /* Register HTTP routes, timers, sockets. 0 or -errno. */

@@ -61,5 +61,9 @@ void omr_http_reply_json_take(struct omr_http_request *req, unsigned status, jso
  * code, detail a sentence for humans. */
 void omr_http_reply_error(struct omr_http_request *req, unsigned status, const char *error,
                           const char *detail_fmt, ...) __attribute__((format(printf, 4, 5)));
+/* 503 with "Retry-After: 1": nothing was stored, the sender should retry.
+ * error is the code ("store_unavailable", "shutting_down"). */
+void omr_http_reply_unavailable(struct omr_http_request *req, const char *error,
+                                const char *detail_fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif
