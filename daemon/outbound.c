@@ -150,8 +150,12 @@ static char *out_message_json(const struct delivery *d)
         m->agent_id = strdup(d->agent_id);
         m->sent_at = omr_now_ms();
         json_t *j = omr_message_to_json(m);
-        if (j)
+        if (j) {
                 json_object_set_new(j, "reply_id", json_string(d->reply_id));
+                /* The state when it was sent; later reports update the
+                 * reply hash (the log is append-only). */
+                json_object_set_new(j, "delivery", json_pack("{s:s}", "status", "sent"));
+        }
         json = j ? json_dumps(j, JSON_COMPACT) : NULL;
         json_decref(j);
         omr_message_free(m);

@@ -51,6 +51,8 @@ def test_reply_reaches_twilio_and_is_marked_sent(sms_daemon, rdb, fake_provider)
     out = outs[0]
     assert out["agent_id"] == "ana" and out["text"] == "Hi! Your parcel ships today.", out
     assert out["provider"] == "twilio:main" and out["external_id"] == sid, out
+    assert out["direction"] == "out" and out["reply_id"] == rid, out
+    assert out["delivery"] == {"status": "sent"}, out
     sent = [e for e in events(rdb, "reply.sent")]
     assert len(sent) == 1 and sent[0].get("conversation_id") == conv, sent
     assert len(fake_provider.requests("twilio")) == 1
