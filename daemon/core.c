@@ -81,10 +81,15 @@ static void h_readyz(struct omr_http_request *req, void *arg)
 {
         struct omr_core *core = arg;
         static const char ok[] = "{\"status\":\"ready\"}";
+        /* A probe's answer, not a refused request: no log line (the store
+         * logs the outage once). */
+        static const char stopping[] = "{\"error\":\"not_ready\",\"detail\":\"shutting down\"}";
+        static const char no_redis[] =
+                "{\"error\":\"not_ready\",\"detail\":\"redis is not connected\"}";
         if (core->stopping)
-                omr_http_reply_error(req, 503, "not_ready", "shutting down");
+                omr_http_reply(req, 503, "application/json", stopping, sizeof(stopping) - 1);
         else if (!omr_core_store_ready(core))
-                omr_http_reply_error(req, 503, "not_ready", "redis is not connected");
+                omr_http_reply(req, 503, "application/json", no_redis, sizeof(no_redis) - 1);
         else
                 omr_http_reply(req, 200, "application/json", ok, sizeof(ok) - 1);
 }

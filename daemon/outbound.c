@@ -729,6 +729,7 @@ void omr_outbound_start(struct omr_outbound *ob)
         const char *sock = omr_core_embedded_socket(ob->core);
         if (sock)
                 omr_store_set_unix_path(ob->reader, sock);
+        omr_store_secondary(ob->reader);
         omr_store_on_ready(ob->reader, on_reader_ready, ob);
         omr_store_start(ob->reader);
         struct timeval tv = {1, 0};

@@ -42,6 +42,7 @@ struct omr_store {
         bool freeing;
         bool outage_logged;
         bool ever_ready;
+        bool secondary;
         int64_t started_ms;
         int backoff_ms;
         struct event *reconnect_ev;
@@ -120,7 +121,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         OMR_MAGIC_CHECK(p, PENDING_MAGIC);
         struct omr_store *s = p->s;
 
-        if (r != NULL)
+        if (r != NULL && !s->secondary)
                 omr_metrics_redis_latency(s->metrics, (double)(omr_mono_ms() - p->sent_ms) / 1e3);
         if (r && r->type == REDIS_REPLY_ERROR && p->script && p->cb &&
             strncmp(r->str, "NOSCRIPT", 8) == 0 && !s->freeing) {
@@ -245,7 +246,8 @@ int omr_store_eval(struct omr_store *s, const struct omr_script *script, omr_sto
 static void set_ready(struct omr_store *s, bool ready)
 {
         s->ready = ready;
-        omr_metrics_set(s->metrics, OMR_G_REDIS_UP, ready ? 1 : 0);
+        if (!s->secondary)
+                omr_metrics_set(s->metrics, OMR_G_REDIS_UP, ready ? 1 : 0);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -413,6 +415,11 @@ int omr_store_set_unix_path(struct omr_store *s, const char *path)
         s->unix_path = p;
         s->kind = OMR_REDIS_UNIX;
         return 0;
+}
+
+void omr_store_secondary(struct omr_store *s)
+{
+        s->secondary = true;
 }
 
 void omr_store_on_ready(struct omr_store *s, omr_store_ready_fn fn, void *arg)

@@ -33,6 +33,10 @@ typedef void (*omr_store_ready_fn)(struct omr_store *s, void *arg);
 /* Copies what it needs from conf. */
 struct omr_store *omr_store_new(struct event_base *base, const struct omr_conf_redis *conf,
                                 struct omr_metrics *metrics);
+/* A secondary connection (the outbox reader, whose blocking reads last up
+ * to a second by design) stays out of the shared latency histogram and
+ * the omr_redis_up gauge. */
+void omr_store_secondary(struct omr_store *s);
 /* Called each time a connection becomes ready (first connect, reconnect). */
 void omr_store_on_ready(struct omr_store *s, omr_store_ready_fn fn, void *arg);
 void omr_store_start(struct omr_store *s);
