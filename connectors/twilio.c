@@ -194,44 +194,26 @@ static void on_status(struct omr_http_request *req, void *arg)
 
 /* --- send ------------------------------------------------------------------ */
 
-struct send_job {
-        omr_send_done_fn done;
-        void *arg;
-};
-
-static void on_sent(const struct omr_fetch_response *r, void *arg)
+/* Twilio's answer other than 429/5xx: 201 with the message sid, or a 4xx
+ * with its error code and message (e.g. 21211, invalid To). */
+static void parse_answer(const struct omr_fetch_response *r, struct omr_send_result *res, char *err,
+                         size_t errlen)
 {
-        struct send_job *j = arg;
-        struct omr_send_result res = {.status = OMR_SEND_FAILED,
-                                      .retry_after_ms = r->retry_after_ms};
-        char err[512];
-        json_t *body = NULL;
-
-        if (r->curl_code != 0) {
-                snprintf(err, sizeof(err), "%s%s", r->reached ? "outcome unknown: " : "", r->error);
-                res.status = r->reached ? OMR_SEND_FAILED : OMR_SEND_RETRY;
-                res.error = err;
+        json_t *body = json_loadb(r->body, r->body_len, 0, NULL);
+        const char *sid = json_string_value(json_object_get(body, "sid"));
+        if ((r->status == 200 || r->status == 201) && sid) {
+                snprintf(err, errlen, "%s", sid); /* the buffer outlives body */
+                res->status = OMR_SEND_SENT;
+                res->provider_message_id = err;
         } else {
-                body = json_loadb(r->body, r->body_len, 0, NULL);
-                if (r->status == 200 || r->status == 201) {
-                        res.provider_message_id = json_string_value(json_object_get(body, "sid"));
-                        res.status = res.provider_message_id ? OMR_SEND_SENT : OMR_SEND_FAILED;
-                        res.error =
-                                res.provider_message_id ? NULL : "accepted without a message sid";
-                } else {
-                        snprintf(err, sizeof(err), "twilio HTTP %ld code %lld: %s", r->status,
-                                 json_integer_value(json_object_get(body, "code")),
-                                 json_string_value(json_object_get(body, "message"))
-                                         ? json_string_value(json_object_get(body, "message"))
-                                         : "no message");
-                        res.error = err;
-                        res.status = (r->status == 429 || r->status >= 500) ? OMR_SEND_RETRY
-                                                                            : OMR_SEND_FAILED;
-                }
+                const char *msg = json_string_value(json_object_get(body, "message"));
+                snprintf(err, errlen, "twilio HTTP %ld code %lld: %s", r->status,
+                         json_integer_value(json_object_get(body, "code")),
+                         msg ? msg : "no message");
+                res->status = OMR_SEND_FAILED;
+                res->error = err;
         }
-        j->done(&res, j->arg);
         json_decref(body);
-        free(j);
 }
 
 static int twilio_send(struct omr_connector *c, const struct omr_reply *r, omr_send_done_fn done,
@@ -248,9 +230,7 @@ static int twilio_send(struct omr_connector *c, const struct omr_reply *r, omr_s
         }
         char *url = NULL, *callback = NULL, *userpwd = NULL, *body = NULL;
         int rc = -1;
-        struct send_job *j = calloc(1, sizeof(*j));
-        if (j &&
-            asprintf(&url, "%s/2010-04-01/Accounts/%s/Messages.json", a->api_base, a->account_sid) >
+        if (asprintf(&url, "%s/2010-04-01/Accounts/%s/Messages.json", a->api_base, a->account_sid) >
                     0 &&
             asprintf(&callback, "%s/v1/sms/twilio/%s/status", a->public_url, a->name) > 0 &&
             asprintf(&userpwd, "%s:%s", a->account_sid, a->auth_token) > 0) {
@@ -258,8 +238,6 @@ static int twilio_send(struct omr_connector *c, const struct omr_reply *r, omr_s
                                     "Body", r->text, "StatusCallback", callback,
                                     NULL};
                 body = omr_form_encode(kv);
-                j->done = done;
-                j->arg = arg;
                 struct omr_fetch_request fr = {
                         .method = "POST",
                         .url = url,
@@ -270,7 +248,7 @@ static int twilio_send(struct omr_connector *c, const struct omr_reply *r, omr_s
                         .timeout_ms = (long)conf->outbound.request_timeout_ms,
                 };
                 if (body)
-                        rc = omr_fetch(omr_core_fetcher(c->core), &fr, on_sent, j);
+                        rc = omr_send_http(c->core, "twilio", &fr, parse_answer, done, arg);
         }
         if (userpwd)
                 explicit_bzero(userpwd, strlen(userpwd));
@@ -278,8 +256,6 @@ static int twilio_send(struct omr_connector *c, const struct omr_reply *r, omr_s
         free(callback);
         free(userpwd);
         free(body);
-        if (rc != 0)
-                free(j);
         return rc;
 }
 

@@ -239,49 +239,27 @@ static void on_inbound(struct omr_http_request *req, void *arg)
 
 /* --- send ------------------------------------------------------------------ */
 
-struct send_job {
-        omr_send_done_fn done;
-        void *arg;
-};
-
-static void on_sent(const struct omr_fetch_response *r, void *arg)
+/* Vonage answers 200 with a per-message status: "0" sent, "1" throttled
+ * (the documented retry case), anything else refused with error-text. */
+static void parse_answer(const struct omr_fetch_response *r, struct omr_send_result *res, char *err,
+                         size_t errlen)
 {
-        struct send_job *j = arg;
-        struct omr_send_result res = {.status = OMR_SEND_FAILED,
-                                      .retry_after_ms = r->retry_after_ms};
-        char err[512];
-        json_t *body = NULL;
-        if (r->curl_code != 0) {
-                snprintf(err, sizeof(err), "%s%s", r->reached ? "outcome unknown: " : "", r->error);
-                res.status = r->reached ? OMR_SEND_FAILED : OMR_SEND_RETRY;
-                res.error = err;
-        } else if (r->status == 429 || r->status >= 500) {
-                snprintf(err, sizeof(err), "vonage HTTP %ld", r->status);
-                res.status = OMR_SEND_RETRY;
-                res.error = err;
+        json_t *body = json_loadb(r->body, r->body_len, 0, NULL);
+        json_t *msg = json_array_get(json_object_get(body, "messages"), 0);
+        const char *status = json_string_value(json_object_get(msg, "status"));
+        const char *id = json_string_value(json_object_get(msg, "message-id"));
+        const char *text = json_string_value(json_object_get(msg, "error-text"));
+        if (r->status == 200 && status && strcmp(status, "0") == 0 && id) {
+                snprintf(err, errlen, "%s", id); /* the buffer outlives body */
+                res->status = OMR_SEND_SENT;
+                res->provider_message_id = err;
         } else {
-                body = json_loadb(r->body, r->body_len, 0, NULL);
-                json_t *msg = json_array_get(json_object_get(body, "messages"), 0);
-                const char *status = json_string_value(json_object_get(msg, "status"));
-                const char *text = json_string_value(json_object_get(msg, "error-text"));
-                if (r->status == 200 && status && strcmp(status, "0") == 0) {
-                        res.provider_message_id =
-                                json_string_value(json_object_get(msg, "message-id"));
-                        res.status = res.provider_message_id ? OMR_SEND_SENT : OMR_SEND_FAILED;
-                        res.error =
-                                res.provider_message_id ? NULL : "accepted without a message-id";
-                } else {
-                        snprintf(err, sizeof(err), "vonage HTTP %ld status %s: %s", r->status,
-                                 status ? status : "?", text ? text : "no error text");
-                        res.error = err;
-                        /* Status 1 is "Throttled": the documented retry case. */
-                        res.status = status && strcmp(status, "1") == 0 ? OMR_SEND_RETRY
-                                                                        : OMR_SEND_FAILED;
-                }
+                snprintf(err, errlen, "vonage HTTP %ld status %s: %s", r->status,
+                         status ? status : "?", text ? text : "no error text");
+                res->error = err;
+                res->status = status && strcmp(status, "1") == 0 ? OMR_SEND_RETRY : OMR_SEND_FAILED;
         }
-        j->done(&res, j->arg);
         json_decref(body);
-        free(j);
 }
 
 static int vonage_send(struct omr_connector *c, const struct omr_reply *r, omr_send_done_fn done,
@@ -305,11 +283,8 @@ static int vonage_send(struct omr_connector *c, const struct omr_reply *r, omr_s
                             "text",    r->text,    "type",       ascii ? "text" : "unicode",
                             NULL};
         char *body = omr_form_encode(kv), *url = NULL;
-        struct send_job *j = calloc(1, sizeof(*j));
         int rc = -1;
-        if (body && j && asprintf(&url, "%s/sms/json", a->api_base) > 0) {
-                j->done = done;
-                j->arg = arg;
+        if (body && asprintf(&url, "%s/sms/json", a->api_base) > 0) {
                 struct omr_fetch_request fr = {
                         .method = "POST",
                         .url = url,
@@ -318,14 +293,12 @@ static int vonage_send(struct omr_connector *c, const struct omr_reply *r, omr_s
                         .body_len = strlen(body),
                         .timeout_ms = (long)conf->outbound.request_timeout_ms,
                 };
-                rc = omr_fetch(omr_core_fetcher(c->core), &fr, on_sent, j);
+                rc = omr_send_http(c->core, "vonage", &fr, parse_answer, done, arg);
         }
         if (body)
                 explicit_bzero(body, strlen(body)); /* it carries the API secret */
         free(body);
         free(url);
-        if (rc != 0)
-                free(j);
         return rc;
 }
 

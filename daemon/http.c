@@ -155,14 +155,13 @@ void omr_http_reply_json_take(struct omr_http_request *req, unsigned status, jso
         free(text);
 }
 
-void omr_http_reply_error(struct omr_http_request *req, unsigned status, const char *error,
-                          const char *detail_fmt, ...)
+static void reply_errorv(struct omr_http_request *req, unsigned status, const char *error,
+                         const char *detail_fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+static void reply_errorv(struct omr_http_request *req, unsigned status, const char *error,
+                         const char *detail_fmt, va_list ap)
 {
         char detail[512];
-        va_list ap;
-        va_start(ap, detail_fmt);
         vsnprintf(detail, sizeof(detail), detail_fmt, ap);
-        va_end(ap);
         /* The one log line for a refused request: cause, route and source. */
         omr_log(status >= 500 ? LOG_ERR : LOG_WARNING, "http",
                 "refused status=%u error=%s method=%s path=%s peer=%s detail=\"%s\"", status, error,
@@ -171,16 +170,23 @@ void omr_http_reply_error(struct omr_http_request *req, unsigned status, const c
         omr_http_reply_json_take(req, status, j);
 }
 
+void omr_http_reply_error(struct omr_http_request *req, unsigned status, const char *error,
+                          const char *detail_fmt, ...)
+{
+        va_list ap;
+        va_start(ap, detail_fmt);
+        reply_errorv(req, status, error, detail_fmt, ap);
+        va_end(ap);
+}
+
 void omr_http_reply_unavailable(struct omr_http_request *req, const char *error,
                                 const char *detail_fmt, ...)
 {
-        char detail[512];
         va_list ap;
-        va_start(ap, detail_fmt);
-        vsnprintf(detail, sizeof(detail), detail_fmt, ap);
-        va_end(ap);
         omr_http_set_header(req, "Retry-After", "1");
-        omr_http_reply_error(req, 503, error, "%s", detail);
+        va_start(ap, detail_fmt);
+        reply_errorv(req, 503, error, detail_fmt, ap);
+        va_end(ap);
 }
 
 /* --- request accessors ------------------------------------------------- */

@@ -21,6 +21,7 @@
 
 #include "core_priv.h"
 #include "id.h"
+#include "omniroute/fetch.h"
 #include "omniroute/log.h"
 #include "omniroute/metrics.h"
 #include "omniroute/timefmt.h"
@@ -637,6 +638,52 @@ static void on_claim_timer(evutil_socket_t fd, short what, void *arg)
         for (int i = 0; i < 8; i++)
                 lens[i] = strlen(argv[i]);
         omr_store_command(ob->core->store, on_claimed, ob, 8, argv, lens);
+}
+
+/* --- provider requests (for connectors) ---------------------------------- */
+
+struct send_http {
+        char provider[32];
+        omr_send_parse_fn parse;
+        omr_send_done_fn done;
+        void *arg;
+};
+
+static void on_send_http(const struct omr_fetch_response *r, void *arg)
+{
+        struct send_http *j = arg;
+        struct omr_send_result res = {.status = OMR_SEND_FAILED,
+                                      .retry_after_ms = r->retry_after_ms};
+        char err[512];
+        if (r->curl_code != 0) {
+                snprintf(err, sizeof(err), "%s%s", r->reached ? "outcome unknown: " : "", r->error);
+                res.status = r->reached ? OMR_SEND_FAILED : OMR_SEND_RETRY;
+                res.error = err;
+        } else if (r->status == 429 || r->status >= 500) {
+                snprintf(err, sizeof(err), "%s HTTP %ld", j->provider, r->status);
+                res.status = OMR_SEND_RETRY;
+                res.error = err;
+        } else {
+                j->parse(r, &res, err, sizeof(err));
+        }
+        j->done(&res, j->arg);
+        free(j);
+}
+
+int omr_send_http(struct omr_core *core, const char *provider, const struct omr_fetch_request *req,
+                  omr_send_parse_fn parse, omr_send_done_fn done, void *arg)
+{
+        struct send_http *j = calloc(1, sizeof(*j));
+        if (j == NULL)
+                return -ENOMEM;
+        snprintf(j->provider, sizeof(j->provider), "%s", provider);
+        j->parse = parse;
+        j->done = done;
+        j->arg = arg;
+        int rc = omr_fetch(core->fetcher, req, on_send_http, j);
+        if (rc != 0)
+                free(j);
+        return rc;
 }
 
 /* --- status reports ------------------------------------------------------- */

@@ -41,6 +41,23 @@ struct omr_send_result {
 /* Borrowed result: valid during the call. */
 typedef void (*omr_send_done_fn)(const struct omr_send_result *res, void *arg);
 
+struct omr_fetch_request;
+struct omr_fetch_response;
+
+/* Reads a provider's HTTP answer that is neither a transport failure nor a
+ * 429/5xx into res (res->error may point into err). */
+typedef void (*omr_send_parse_fn)(const struct omr_fetch_response *r, struct omr_send_result *res,
+                                  char *err, size_t errlen);
+
+/* Sends one provider API request for a reply and answers done with the
+ * send result. Read here, the same for every provider: a request that
+ * never reached the provider is retried, one that failed after leaving is
+ * FAILED ("outcome unknown": it may have been sent), HTTP 429 and 5xx are
+ * retried (honouring Retry-After); any other answer goes to parse.
+ * 0, or -errno with done not called. */
+int omr_send_http(struct omr_core *core, const char *provider, const struct omr_fetch_request *req,
+                  omr_send_parse_fn parse, omr_send_done_fn done, void *arg);
+
 struct omr_connector_ops {
         const char *name; /* also its key under `connectors:` in the config */
         enum omr_channel channel;
