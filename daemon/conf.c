@@ -520,6 +520,24 @@ static int rule_keywords(struct cy *cy, yaml_node_t *v, void *obj)
         return 0;
 }
 
+static int rule_language(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_rule *r = obj;
+        if (rule_list(cy, v, "rules[].language", &r->languages, &r->n_languages))
+                return -1;
+        for (size_t i = 0; i < r->n_languages; i++) {
+                const char *t = r->languages[i];
+                if (strlen(t) < 2 || strlen(t) > 15 ||
+                    strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") !=
+                            strlen(t)) {
+                        cy_error(cy, v, "'%s' is not a BCP 47 language tag (e.g. vi, th, zh-Hans)",
+                                 t);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
 static int rule_queue(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_rule *r = obj;
@@ -558,10 +576,9 @@ static int rule_priority(struct cy *cy, yaml_node_t *v, void *obj)
 static int routing_rules(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
-                {"name", rule_name},         {"channel", rule_channel},
-                {"adapter", rule_adapter},   {"sender", rule_sender},
-                {"keywords", rule_keywords}, {"queue", rule_queue},
-                {"priority", rule_priority}, {NULL, NULL},
+                {"name", rule_name},     {"channel", rule_channel},   {"adapter", rule_adapter},
+                {"sender", rule_sender}, {"keywords", rule_keywords}, {"language", rule_language},
+                {"queue", rule_queue},   {"priority", rule_priority}, {NULL, NULL},
         };
         struct omr_conf *c = obj;
         if (v->type != YAML_SEQUENCE_NODE) {
@@ -756,6 +773,7 @@ void omr_conf_free(struct omr_conf *c)
                 free_list(r->adapters, r->n_adapters);
                 free_list(r->senders, r->n_senders);
                 free_list(r->keywords, r->n_keywords);
+                free_list(r->languages, r->n_languages);
                 free(r->queue);
         }
         free(c->routing.rules);

@@ -111,16 +111,15 @@ static int thread_hash(const struct omr_message *m, char out[33])
         return 0;
 }
 
-static char *search_text(const struct omr_message *m)
+/* Subject and text as one string: what language detection and keyword
+ * rules look at. */
+static char *subject_and_text(const struct omr_message *m)
 {
-        size_t n = (m->subject ? strlen(m->subject) : 0) + (m->text ? strlen(m->text) : 0) + 2;
-        char *joined = malloc(n);
-        if (joined == NULL)
+        char *joined = NULL;
+        if (asprintf(&joined, "%s%s%s", m->subject ? m->subject : "", m->subject ? " " : "",
+                     m->text ? m->text : "") < 0)
                 return NULL;
-        snprintf(joined, n, "%s %s", m->subject ? m->subject : "", m->text ? m->text : "");
-        char *folded = omr_text_fold(joined);
-        free(joined);
-        return folded;
+        return joined;
 }
 
 void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_fn done, void *arg)
@@ -150,7 +149,11 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         msg->direction = OMR_DIR_IN;
 
         struct omr_route_decision d;
-        char *folded = search_text(msg);
+        char *joined = subject_and_text(msg);
+        if (joined && !msg->language.tag[0])
+                omr_langid_detect(joined, strlen(joined), &msg->language);
+        char *folded = joined ? omr_text_fold(joined) : NULL;
+        free(joined);
         omr_route(&conf->routing, msg, folded, &d);
         free(folded);
         msg->priority = d.priority;

@@ -135,6 +135,11 @@ json_t *omr_message_to_json(const struct omr_message *m)
                 rc |= json_array_append_new(atts, ja);
         }
         rc |= json_object_set(o, "attachments", atts);
+        if (m->language.tag[0])
+                rc |= json_object_set_new(o, "language",
+                                          json_pack("{s:s, s:i, s:b}", "tag", m->language.tag,
+                                                    "percent", m->language.percent, "reliable",
+                                                    m->language.reliable));
         rc |= set_time(o, "received_at", m->received_at);
         rc |= set_time(o, "sent_at", m->sent_at);
         rc |= set_str(o, "priority", omr_priority_name(m->priority));
@@ -274,6 +279,18 @@ struct omr_message *omr_message_from_json(const json_t *j, char *err, size_t err
             get_time(j, "received_at", &m->received_at, err, errlen) ||
             get_time(j, "sent_at", &m->sent_at, err, errlen))
                 goto fail;
+        const json_t *lang = json_object_get(j, "language");
+        if (lang) {
+                const char *tag = json_string_value(json_object_get(lang, "tag"));
+                if (!json_is_object(lang) || tag == NULL || strlen(tag) == 0 ||
+                    strlen(tag) >= sizeof(m->language.tag)) {
+                        errf(err, errlen, "field 'language' must be {\"tag\": \"…\", …}");
+                        goto fail;
+                }
+                snprintf(m->language.tag, sizeof(m->language.tag), "%s", tag);
+                m->language.percent = (int)json_integer_value(json_object_get(lang, "percent"));
+                m->language.reliable = json_is_true(json_object_get(lang, "reliable"));
+        }
         cust = json_object_get(j, "customer");
         if (!json_is_object(cust)) {
                 errf(err, errlen, "field 'customer' must be an object");

@@ -1,6 +1,7 @@
 /* router.c — first matching rule wins; see router.h. Pure. */
 #include <fnmatch.h>
 #include <string.h>
+#include <strings.h>
 
 #include "omniroute/text.h"
 #include "router.h"
@@ -21,6 +22,17 @@ static bool any_glob(char *const *list, size_t n, const char *s)
         return false;
 }
 
+/* "vi" matches "vi" and "vi-VN"; case-insensitive, as BCP 47 tags are. */
+static bool any_language(char *const *list, size_t n, const char *tag)
+{
+        for (size_t i = 0; i < n; i++) {
+                size_t k = strlen(list[i]);
+                if (strncasecmp(list[i], tag, k) == 0 && (tag[k] == '\0' || tag[k] == '-'))
+                        return true;
+        }
+        return false;
+}
+
 static bool rule_matches(const struct omr_rule *r, const struct omr_message *m,
                          const char *folded_text)
 {
@@ -30,6 +42,8 @@ static bool rule_matches(const struct omr_rule *r, const struct omr_message *m,
                 return false;
         if (r->n_senders && !any_glob(r->senders, r->n_senders, m->customer.id) &&
             !any_glob(r->senders, r->n_senders, m->customer.handle))
+                return false;
+        if (r->n_languages && !any_language(r->languages, r->n_languages, m->language.tag))
                 return false;
         if (r->n_keywords) {
                 bool hit = false;

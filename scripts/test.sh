@@ -48,7 +48,8 @@ fi
 fuzz_seconds=${FUZZ_SECONDS:-20}
 if [ "$fuzz_seconds" != 0 ]; then
   step "fuzzers (${fuzz_seconds}s each)"
-  cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DOMR_FUZZ=ON -DOMR_TESTS=OFF >/dev/null
+  cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DOMR_FUZZ=ON \
+    -DOMR_TESTS=OFF >/dev/null
   cmake --build build-fuzz -j"$jobs"
   for f in fuzz/corpus/*/; do
     name=$(basename "$f")

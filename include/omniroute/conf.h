@@ -76,6 +76,8 @@ struct omr_rule {
         size_t n_senders;
         char **keywords;
         size_t n_keywords;
+        char **languages; /* BCP 47 tags; "vi" also matches "vi-VN" */
+        size_t n_languages;
         char *queue;
         enum omr_priority priority;
         bool has_priority;

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "omniroute/langid.h"
+
 #define OMR_ID_LEN 26 /* ULID: 48-bit ms time + 80 random bits, Crockford base32 */
 
 enum omr_channel {
@@ -63,8 +65,9 @@ struct omr_message {
         size_t n_attachments;
         char **tags;
         size_t n_tags;
-        int64_t received_at; /* ms since the epoch, set by the daemon */
-        int64_t sent_at;     /* ms since the epoch as the sender said; 0 unknown */
+        struct omr_language language; /* tag "" until detected */
+        int64_t received_at;          /* ms since the epoch, set by the daemon */
+        int64_t sent_at;              /* ms since the epoch as the sender said; 0 unknown */
         enum omr_priority priority;
         char *agent_id; /* outbound only */
 };

@@ -369,12 +369,59 @@ static void test_route_no_rules(void **state)
         omr_conf_free(c);
 }
 
+/* language: a tag matches itself and its subtags ("vi" → "vi-VN"), not a
+ * longer code that merely starts alike ("vi" ↛ "vie"). */
+static void test_route_language(void **state)
+{
+        static const char yaml[] = "routing:\n"
+                                   "  default_queue: general\n"
+                                   "  rules:\n"
+                                   "    - language: [vi, TH]\n"
+                                   "      queue: sea\n"
+                                   "    - language: [zh]\n"
+                                   "      channel: [chat]\n"
+                                   "      queue: chinese\n";
+        static const struct {
+                const char *tag;
+                enum omr_channel channel;
+                const char *queue;
+        } lang_cases[] = {
+                {"vi", OMR_CHANNEL_SMS, "sea"},           {"vi-VN", OMR_CHANNEL_SMS, "sea"},
+                {"th", OMR_CHANNEL_EMAIL, "sea"},         {"vie", OMR_CHANNEL_SMS, "general"},
+                {"zh-Hans", OMR_CHANNEL_CHAT, "chinese"}, {"zh-Hans", OMR_CHANNEL_SMS, "general"},
+                {"und", OMR_CHANNEL_SMS, "general"},      {"", OMR_CHANNEL_SMS, "general"},
+        };
+        struct omr_conf_errors errs;
+        (void)state;
+        struct omr_conf *c = omr_conf_load_buffer("lang.yaml", yaml, strlen(yaml), &errs);
+        assert_non_null(c);
+        for (size_t i = 0; i < N(lang_cases); i++) {
+                struct omr_message *m = omr_message_new();
+                struct omr_route_decision d;
+                m->channel = lang_cases[i].channel;
+                m->provider = strdup("api:shop");
+                m->customer.id = strdup("c-1");
+                snprintf(m->language.tag, sizeof(m->language.tag), "%s", lang_cases[i].tag);
+                omr_route(&c->routing, m, NULL, &d);
+                if (strcmp(d.queue, lang_cases[i].queue) != 0)
+                        fail_msg("language %s: got %s, want %s", lang_cases[i].tag, d.queue,
+                                 lang_cases[i].queue);
+                omr_message_free(m);
+        }
+        omr_conf_free(c);
+        /* Tags are validated at load. */
+        static const char bad[] = "routing:\n  rules:\n    - language: [\"v i\"]\n      queue: q\n";
+        assert_null(omr_conf_load_buffer("bad.yaml", bad, strlen(bad), &errs));
+        assert_true(errs.n >= 1 && strstr(errs.msg[0], "bad.yaml:3:") != NULL);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_route_table),
                 cmocka_unit_test(test_route_borrows),
                 cmocka_unit_test(test_route_no_rules),
+                cmocka_unit_test(test_route_language),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }
