@@ -32,13 +32,20 @@ void to_bcp47(CLD2::Language lang, char out[16])
 CLD2::Language detect(const char *text, int n, int flags, int *percent, bool *reliable)
 {
         CLD2::CLDHints hints = {nullptr, nullptr, CLD2::UNKNOWN_ENCODING, CLD2::UNKNOWN_LANGUAGE};
-        CLD2::Language lang3[3];
-        int percent3[3];
-        double nscore3[3];
+        // CLD2 leaves these untouched when it stops early (invalid UTF-8).
+        CLD2::Language lang3[3] = {CLD2::UNKNOWN_LANGUAGE, CLD2::UNKNOWN_LANGUAGE,
+                                   CLD2::UNKNOWN_LANGUAGE};
+        int percent3[3] = {0, 0, 0};
+        double nscore3[3] = {0, 0, 0};
         int text_bytes = 0, valid_prefix = 0;
         CLD2::Language top = CLD2::ExtDetectLanguageSummaryCheckUTF8(
                 text, n, true, &hints, flags, lang3, percent3, nscore3, nullptr, &text_bytes,
                 reliable, &valid_prefix);
+        if (valid_prefix < n) { // not UTF-8 after all: no answer to trust
+                *reliable = false;
+                *percent = 0;
+                return CLD2::UNKNOWN_LANGUAGE;
+        }
         *percent = lang3[0] == top ? percent3[0] : 0;
         return top;
 }
