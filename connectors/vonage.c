@@ -142,28 +142,39 @@ static char *plus_number(const char *digits)
         return strdup(digits); /* alphanumeric sender or short code: as is */
 }
 
-static void on_inbound(struct omr_http_request *req, void *arg)
+/* Account, parameters and signature: the first half of both webhooks.
+ * Returns the account with f filled, or NULL after answering. */
+static const struct omr_conf_vonage_account *
+verified(struct omr_connector *c, struct omr_http_request *req, struct omr_form *f)
 {
-        struct omr_connector *c = arg;
         const struct omr_conf *conf = omr_core_conf(c->core);
         const struct omr_conf_vonage_account *a =
                 omr_conf_vonage(conf, omr_http_param(req, "account"));
-        struct omr_form f;
         if (a == NULL) {
                 reject(c, req, 404, "unknown_account",
                        "no Vonage account of that name is configured");
-                return;
+                return NULL;
         }
-        if (read_params(req, &f) != 0) {
+        if (read_params(req, f) != 0) {
                 reject(c, req, 400, "bad_request", "parameters are not valid form, query or JSON");
-                return;
+                return NULL;
         }
-        const char *bad = check_signature(a, &f);
+        const char *bad = check_signature(a, f);
         if (bad) {
-                omr_form_free(&f);
+                omr_form_free(f);
                 reject(c, req, 401, bad, "the webhook signature (sig) was refused");
-                return;
+                return NULL;
         }
+        return a;
+}
+
+static void on_inbound(struct omr_http_request *req, void *arg)
+{
+        struct omr_connector *c = arg;
+        struct omr_form f;
+        const struct omr_conf_vonage_account *a = verified(c, req, &f);
+        if (a == NULL)
+                return;
         const char *msisdn = omr_form_get(&f, "msisdn"), *id = omr_form_get(&f, "messageId");
         const char *to = omr_form_get(&f, "to"), *text = omr_form_get(&f, "text");
         if (!msisdn || !*msisdn || !id || !*id) {
@@ -237,6 +248,49 @@ static void on_inbound(struct omr_http_request *req, void *arg)
         omr_form_free(&f);
 }
 
+/* --- delivery receipts ----------------------------------------------------- */
+
+static void on_receipt_stored(bool stored, bool found, void *arg)
+{
+        struct omr_http_request *req = arg;
+        if (!stored) {
+                omr_http_reply_unavailable(req, "store_unavailable", "receipt not recorded");
+                return;
+        }
+        if (!found)
+                omr_log(LOG_INFO, "vonage", "receipt for a message omniroute did not send path=%s",
+                        omr_http_path(req));
+        reply_ok(req);
+}
+
+/* Delivery receipts: messageId, status (delivered, expired, failed,
+ * rejected, accepted, buffered, unknown), err-code. */
+static void on_receipt(struct omr_http_request *req, void *arg)
+{
+        struct omr_connector *c = arg;
+        struct omr_form f;
+        const struct omr_conf_vonage_account *a = verified(c, req, &f);
+        if (a == NULL)
+                return;
+        const char *id = omr_form_get(&f, "messageId"), *status = omr_form_get(&f, "status");
+        const char *err = omr_form_get(&f, "err-code");
+        if (!id || !*id || !status || !*status || strlen(status) > 32) {
+                omr_form_free(&f);
+                reject(c, req, 400, "missing_field", "'messageId' and 'status' are required");
+                return;
+        }
+        char provider[80];
+        snprintf(provider, sizeof(provider), "vonage:%s", a->name);
+        /* Vonage's "unknown" (the carrier did not report) is not our
+         * "unknown" (outcome lost in a crash): the reply stays "sent". */
+        if (strcmp(status, "unknown") == 0)
+                status = "sent";
+        /* err-code "0" means no error. */
+        omr_reply_status(c->core, provider, id, status, err && strcmp(err, "0") != 0 ? err : NULL,
+                         on_receipt_stored, req);
+        omr_form_free(&f);
+}
+
 /* --- send ------------------------------------------------------------------ */
 
 /* Vonage answers 200 with a per-message status: "0" sent, "1" throttled
@@ -305,8 +359,12 @@ static int vonage_send(struct omr_connector *c, const struct omr_reply *r, omr_s
 static int vonage_start(struct omr_connector *c)
 {
         struct omr_http *h = omr_core_http(c->core);
-        int rc = omr_http_route(h, "POST", "/v1/sms/vonage/{account}", on_inbound, c);
-        return rc ? rc : omr_http_route(h, "GET", "/v1/sms/vonage/{account}", on_inbound, c);
+        int rc;
+        if ((rc = omr_http_route(h, "POST", "/v1/sms/vonage/{account}", on_inbound, c)) ||
+            (rc = omr_http_route(h, "GET", "/v1/sms/vonage/{account}", on_inbound, c)) ||
+            (rc = omr_http_route(h, "POST", "/v1/sms/vonage/{account}/status", on_receipt, c)))
+                return rc;
+        return omr_http_route(h, "GET", "/v1/sms/vonage/{account}/status", on_receipt, c);
 }
 
 const struct omr_connector_ops omr_vonage_connector = {

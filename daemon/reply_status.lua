@@ -7,7 +7,11 @@ if not v then return 'unknown' end
 local conv, reply = string.match(v, '^(%S+) (%S+)$')
 local key = ARGV[1] .. 'conv:{' .. conv .. '}:reply:' .. reply
 -- Reports can arrive out of order (sent after delivered): never step back.
-local rank = {queued = 1, sending = 2, sent = 3, delivered = 4, undelivered = 4, failed = 4}
+-- Twilio: queued sending sent delivered undelivered failed; Vonage receipts:
+-- accepted buffered delivered expired failed rejected (their "unknown"
+-- arrives here as "sent").
+local rank = {queued = 1, sending = 2, sent = 3, accepted = 3, buffered = 3,
+  delivered = 4, undelivered = 4, failed = 4, expired = 4, rejected = 4}
 local cur = redis.call('HGET', key, 'status')
 if (rank[cur] or 0) <= (rank[ARGV[2]] or 3) then
   redis.call('HSET', key, 'status', ARGV[2], 'updated_at', ARGV[4])
