@@ -157,17 +157,13 @@ static void on_inbound(struct omr_http_request *req, void *arg)
         omr_ingest(c->core, m, on_stored, req);
 }
 
-static void on_status_stored(bool stored, bool found, void *arg)
+static void on_status_stored(bool stored, void *arg)
 {
         struct omr_http_request *req = arg;
-        if (!stored) {
+        if (stored)
+                reply_twiml(req);
+        else
                 omr_http_reply_unavailable(req, "store_unavailable", "status not recorded");
-                return;
-        }
-        if (!found)
-                omr_log(LOG_INFO, "twilio", "status for a message omniroute did not send path=%s",
-                        omr_http_path(req));
-        reply_twiml(req);
 }
 
 static void on_status(struct omr_http_request *req, void *arg)

@@ -250,17 +250,13 @@ static void on_inbound(struct omr_http_request *req, void *arg)
 
 /* --- delivery receipts ----------------------------------------------------- */
 
-static void on_receipt_stored(bool stored, bool found, void *arg)
+static void on_receipt_stored(bool stored, void *arg)
 {
         struct omr_http_request *req = arg;
-        if (!stored) {
+        if (stored)
+                reply_ok(req);
+        else
                 omr_http_reply_unavailable(req, "store_unavailable", "receipt not recorded");
-                return;
-        }
-        if (!found)
-                omr_log(LOG_INFO, "vonage", "receipt for a message omniroute did not send path=%s",
-                        omr_http_path(req));
-        reply_ok(req);
 }
 
 /* Delivery receipts: messageId, status (delivered, expired, failed,

@@ -124,10 +124,7 @@ static void ensure_group(struct omr_core *core, const char *queue)
         char key[256];
         snprintf(key, sizeof(key), "%squeue:%s", core->conf->redis.prefix, queue);
         const char *argv[] = {"XGROUP", "CREATE", key, "agents", "0", "MKSTREAM"};
-        size_t lens[6];
-        for (int i = 0; i < 6; i++)
-                lens[i] = strlen(argv[i]);
-        omr_store_command(core->store, on_group_reply, NULL, 6, argv, lens);
+        omr_store_command(core->store, on_group_reply, NULL, 6, argv, NULL);
 }
 
 /* Agents' tools may start reading a queue before its first message: make

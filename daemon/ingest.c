@@ -211,13 +211,10 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
                 emax,
         };
         enum { NARGV = sizeof(argv) / sizeof(argv[0]) };
-        size_t lens[NARGV];
         int rc = -1;
         if (dedup_key && thread_key && events_key) {
-                for (size_t i = 0; i < NARGV; i++)
-                        lens[i] = strlen(argv[i]);
                 rc = omr_store_eval(core->store, &core->ingest_script, on_stored, job, 3, NARGV - 3,
-                                    argv, lens);
+                                    argv, NULL);
         }
         free(dedup_key);
         free(thread_key);
@@ -259,11 +256,8 @@ void omr_collect_part(struct omr_core *core, const char *provider, const char *g
                 /* Parts of one message arrive within minutes; a day covers
                  * provider retries of a lost part. */
                 const char *argv[] = {key, p, t, text, "86400"};
-                size_t lens[5];
-                for (int i = 0; i < 5; i++)
-                        lens[i] = strlen(argv[i]);
                 rc = omr_store_eval(core->store, &core->parts_script, on_parts, j, 1, 4, argv,
-                                    lens);
+                                    NULL);
         }
         free(key);
         if (rc != 0) {

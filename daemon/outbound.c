@@ -222,10 +222,7 @@ static void finish(struct delivery *d)
                                       d->conversation_id,
                                       emax,
                                       ttl};
-                size_t lens[14];
-                for (int i = 0; i < 14; i++)
-                        lens[i] = strlen(argv[i]);
-                rc = omr_store_eval(ob->core->store, &ob->finish, on_finished, d, 5, 9, argv, lens);
+                rc = omr_store_eval(ob->core->store, &ob->finish, on_finished, d, 5, 9, argv, NULL);
         }
         free(reply_key);
         free(log_key);
@@ -280,10 +277,7 @@ static int reply_hset(struct delivery *d, const char *status, const char *error,
         snprintf(att, sizeof(att), "%d", d->attempt);
         const char *argv[] = {"HSET", key, "status", status, "attempts", att, "error", error};
         int argc = error ? 8 : 6;
-        size_t lens[8];
-        for (int i = 0; i < argc; i++)
-                lens[i] = strlen(argv[i]);
-        int rc = omr_store_command(ob->core->store, cb, arg, argc, argv, lens);
+        int rc = omr_store_command(ob->core->store, cb, arg, argc, argv, NULL);
         free(key);
         return rc;
 }
@@ -472,10 +466,7 @@ static void begin(struct omr_outbound *ob, const char *reply_id, const redisRepl
                         reply_key, conv_key,           events,      ob->outbox, idem_key,
                         reply_id,  d->conversation_id, d->agent_id, d->text,    now,
                         emax,      idem ? "1" : "0",   "604800"};
-                size_t lens[13];
-                for (int i = 0; i < 13; i++)
-                        lens[i] = strlen(argv[i]);
-                rc = omr_store_eval(ob->core->store, &ob->begin, on_begun, d, 5, 8, argv, lens);
+                rc = omr_store_eval(ob->core->store, &ob->begin, on_begun, d, 5, 8, argv, NULL);
         }
         free(idem_key);
         free(reply_key);
@@ -554,10 +545,7 @@ static void read_more(struct omr_outbound *ob)
         if (!ob->group_ready) {
                 const char *argv[] = {"XGROUP",     "CREATE", ob->outbox,
                                       "omnirouted", "0",      "MKSTREAM"};
-                size_t lens[6];
-                for (int i = 0; i < 6; i++)
-                        lens[i] = strlen(argv[i]);
-                if (omr_store_command(ob->reader, on_group, ob, 6, argv, lens) != 0)
+                if (omr_store_command(ob->reader, on_group, ob, 6, argv, NULL) != 0)
                         ob->reading = false;
                 return;
         }
@@ -579,10 +567,7 @@ static void read_more(struct omr_outbound *ob)
                               "STREAMS",
                               ob->outbox,
                               ob->own_pending_done ? ">" : "0"};
-        size_t lens[11];
-        for (int i = 0; i < 11; i++)
-                lens[i] = strlen(argv[i]);
-        if (omr_store_command(ob->reader, on_read, ob, 11, argv, lens) != 0)
+        if (omr_store_command(ob->reader, on_read, ob, 11, argv, NULL) != 0)
                 ob->reading = false;
 }
 
@@ -634,10 +619,7 @@ static void on_claim_timer(evutil_socket_t fd, short what, void *arg)
                  (long long)(conf_of(ob)->outbound.give_up_after_ms + 60000));
         const char *argv[] = {"XAUTOCLAIM", ob->outbox, "omnirouted", ob->consumer,
                               idle,         "0-0",      "COUNT",      "16"};
-        size_t lens[8];
-        for (int i = 0; i < 8; i++)
-                lens[i] = strlen(argv[i]);
-        omr_store_command(ob->core->store, on_claimed, ob, 8, argv, lens);
+        omr_store_command(ob->core->store, on_claimed, ob, 8, argv, NULL);
 }
 
 /* --- provider requests (for connectors) ---------------------------------- */
@@ -691,17 +673,17 @@ int omr_send_http(struct omr_core *core, const char *provider, const struct omr_
 struct status_job {
         omr_status_done_fn done;
         void *arg;
+        char what[160]; /* provider and message id, for the log */
 };
 
 static void on_status(const redisReply *r, const char *error, void *arg)
 {
         struct status_job *j = arg;
-        if (error || r->type == REDIS_REPLY_ERROR)
-                j->done(false, false, j->arg);
-        else
-                j->done(true,
-                        r->type == REDIS_REPLY_STATUS || (r->str && strcmp(r->str, "ok") == 0),
-                        j->arg);
+        bool stored = !error && r->type != REDIS_REPLY_ERROR;
+        if (stored && r->str && strcmp(r->str, "unknown") == 0)
+                omr_log(LOG_INFO, "outbound",
+                        "delivery report for a message omniroute did not send %s", j->what);
+        j->done(stored, j->arg);
         free(j);
 }
 
@@ -721,18 +703,17 @@ void omr_reply_status(struct omr_core *core, const char *provider, const char *p
             asprintf(&events, "%sevents", conf->redis.prefix) > 0) {
                 j->done = done;
                 j->arg = arg;
+                snprintf(j->what, sizeof(j->what), "provider=%s id=%.100s", provider,
+                         provider_message_id);
                 const char *argv[] = {
                         map_key, events, conf->redis.prefix, status, error ? error : "", now, emax};
-                size_t lens[7];
-                for (int i = 0; i < 7; i++)
-                        lens[i] = strlen(argv[i]);
-                rc = omr_store_eval(core->store, &ob->status, on_status, j, 2, 5, argv, lens);
+                rc = omr_store_eval(core->store, &ob->status, on_status, j, 2, 5, argv, NULL);
         }
         free(map_key);
         free(events);
         if (rc != 0) {
                 free(j);
-                done(false, false, arg);
+                done(false, arg);
         }
 }
 

@@ -103,11 +103,8 @@ static void enqueue_now(struct enqueue *e)
                 const char *argv[] = {conv_key, outbox,   idem_key,     conf->redis.prefix,
                                       e->conv,  e->agent, e->text,      e->idem ? "1" : "0",
                                       ttl,      now,      e->token_name};
-                size_t lens[11];
-                for (int i = 0; i < 11; i++)
-                        lens[i] = strlen(argv[i]);
                 rc = omr_store_eval(e->core->store, &enqueue_script, on_enqueued, e, 3, 8, argv,
-                                    lens);
+                                    NULL);
         }
         free(conv_key);
         free(outbox);
@@ -208,8 +205,7 @@ static void h_post_reply(struct omr_http_request *req, void *arg)
                 return;
         }
         const char *argv[] = {"HGET", key, "provider"};
-        size_t lens[] = {4, strlen(key), 8};
-        int rc = core->store ? omr_store_command(core->store, on_provider, e, 3, argv, lens) : -1;
+        int rc = core->store ? omr_store_command(core->store, on_provider, e, 3, argv, NULL) : -1;
         free(key);
         if (rc != 0) {
                 unavailable(req, "redis is not connected");
@@ -257,8 +253,7 @@ static void h_get_reply(struct omr_http_request *req, void *arg)
                 return;
         }
         const char *argv[] = {"HGETALL", key};
-        size_t lens[] = {7, strlen(key)};
-        int rc = core->store ? omr_store_command(core->store, on_reply_state, req, 2, argv, lens)
+        int rc = core->store ? omr_store_command(core->store, on_reply_state, req, 2, argv, NULL)
                              : -1;
         free(key);
         if (rc != 0)

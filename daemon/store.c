@@ -228,7 +228,7 @@ int omr_store_eval(struct omr_store *s, const struct omr_script *script, omr_sto
         const char *head[3] = {"EVALSHA", script->sha, nk};
         for (int i = 0; i < argc; i++) {
                 const char *src = i < 3 ? head[i] : argv[i - 3];
-                size_t len = i < 3 ? strlen(src) : lens[i - 3];
+                size_t len = i < 3 || lens == NULL ? strlen(src) : lens[i - 3];
                 p->argv[i] = malloc(len + 1);
                 if (p->argv[i] == NULL) {
                         pending_free(p);
@@ -367,8 +367,7 @@ static void on_ping_timer(evutil_socket_t fd, short what, void *arg)
         if (!s->ready || s->ping_in_flight)
                 return;
         const char *argv[] = {"PING"};
-        const size_t lens[] = {4};
-        if (omr_store_command(s, on_ping_reply, s, 1, argv, lens) == 0)
+        if (omr_store_command(s, on_ping_reply, s, 1, argv, NULL) == 0)
                 s->ping_in_flight = true;
 }
 

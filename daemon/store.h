@@ -45,7 +45,8 @@ bool omr_store_ready(const struct omr_store *s);
 int omr_store_set_unix_path(struct omr_store *s, const char *path);
 
 /* 0 when sent (cb will be called exactly once), -ENOTCONN when Redis is not
- * ready, -EIO when it could not be queued (cb not called). */
+ * ready, -EIO when it could not be queued (cb not called). lens may be NULL
+ * when every argument is a NUL-terminated string. */
 int omr_store_command(struct omr_store *s, omr_store_reply_fn cb, void *arg, int argc,
                       const char **argv, const size_t *lens);
 int omr_store_eval(struct omr_store *s, const struct omr_script *script, omr_store_reply_fn cb,

@@ -43,9 +43,10 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
 /* Delivery state reported by a provider (status callback) for a reply it
  * accepted: provider "twilio:main", its message id, the new status
  * (delivered, undelivered, failed, sent …) and an error code or NULL.
- * done(found, arg): found is false for an unknown provider message id;
- * stored is false when Redis could not be written (answer 503). */
-typedef void (*omr_status_done_fn)(bool stored, bool found, void *arg);
+ * done(stored, arg): stored is false when Redis could not be written
+ * (answer 503); a report about a message omniroute did not send is logged
+ * and counts as stored (acknowledge it, nothing to retry). */
+typedef void (*omr_status_done_fn)(bool stored, void *arg);
 void omr_reply_status(struct omr_core *core, const char *provider, const char *provider_message_id,
                       const char *status, const char *error, omr_status_done_fn done, void *arg);
 
