@@ -62,6 +62,9 @@ struct omr_outbound {
         bool group_ready;
         bool reading;
         bool own_pending_done;
+        /* Reading our own pending entries pages through them: XREADGROUP
+         * with an id returns those after it, so each is taken once. */
+        char pending_after[64];
         struct event *read_ev;
         struct event *claim_ev;
         struct omr_script begin, finish, status;
@@ -418,6 +421,11 @@ static void on_begun(const redisReply *r, const char *error, void *arg)
 
 static void begin(struct omr_outbound *ob, const char *reply_id, const redisReply *fields)
 {
+        /* Already being delivered here (pending entries are read again after
+         * a reconnect, and claims can return them): one delivery per reply. */
+        for (const struct delivery *o = ob->list; o; o = o->next)
+                if (strcmp(o->reply_id, reply_id) == 0)
+                        return;
         const char *conv = NULL, *agent = NULL, *text = NULL, *idem = NULL;
         for (size_t i = 0; fields && i + 1 < fields->elements; i += 2) {
                 const char *k = fields->element[i]->str, *v = fields->element[i + 1]->str;
@@ -500,6 +508,9 @@ static void take_entries(struct omr_outbound *ob, const redisReply *r)
                 const redisReply *fields =
                         e->element[1]->type == REDIS_REPLY_ARRAY ? e->element[1] : NULL;
                 begin(ob, e->element[0]->str, fields);
+                if (!ob->own_pending_done)
+                        snprintf(ob->pending_after, sizeof(ob->pending_after), "%s",
+                                 e->element[0]->str);
         }
         if (!ob->own_pending_done && entries->elements == 0)
                 ob->own_pending_done = true;
@@ -566,7 +577,7 @@ static void read_more(struct omr_outbound *ob)
                               block,
                               "STREAMS",
                               ob->outbox,
-                              ob->own_pending_done ? ">" : "0"};
+                              ob->own_pending_done ? ">" : ob->pending_after};
         if (omr_store_command(ob->reader, on_read, ob, 11, argv, NULL) != 0)
                 ob->reading = false;
 }
@@ -584,6 +595,7 @@ static void on_reader_ready(struct omr_store *s, void *arg)
         (void)s;
         ob->reading = false;
         ob->own_pending_done = false; /* re-read ours after every reconnect */
+        snprintf(ob->pending_after, sizeof(ob->pending_after), "0");
         read_more(ob);
 }
 
@@ -726,6 +738,7 @@ struct omr_outbound *omr_outbound_new(struct omr_core *core)
                 return NULL;
         ob->magic = OB_MAGIC;
         ob->core = core;
+        snprintf(ob->pending_after, sizeof(ob->pending_after), "0");
         omr_script_init(&ob->begin, omr_reply_begin_lua);
         omr_script_init(&ob->finish, omr_reply_finish_lua);
         omr_script_init(&ob->status, omr_reply_status_lua);

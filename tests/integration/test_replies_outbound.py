@@ -389,3 +389,29 @@ def test_in_flight_send_is_not_repeated_after_a_crash(start_daemon, sms_config, 
     assert d2.alive()
     assert len(fake_provider.arrived) == 1, fake_provider.arrived
     assert rdb.hget(reply_key(conv, rid), "status") != "queued"
+
+
+def test_pending_replies_resume_once_after_restart(start_daemon, sms_config, rdb, fake_provider):
+    """Replies waiting out a provider outage when the daemon stops are taken up
+    again by the restarted daemon (same consumer name) and each is sent once —
+    re-reading its own pending entries must not start a delivery twice."""
+    cfg = sms_config()
+    d = start_daemon(cfg)
+    fake_provider.default["twilio"] = http_error(503, retry_after=1)
+    conv = twilio_conversation(d, rdb)
+    rids = [accepted_reply(post_reply(d, conv, f"pending {i}")) for i in range(3)]
+    for rid in rids:
+        wait_reply_hash(rdb, conv, rid, "retrying", timeout=5)
+    rc, _ = d.terminate()
+    assert rc == 0
+    assert rdb.xpending("omr:outbox", "omnirouted")["pending"] == 3
+
+    fake_provider.default["twilio"] = None  # the provider is back
+    d2 = start_daemon(cfg, name="omnirouted-restarted")
+    for rid in rids:
+        wait_reply_hash(rdb, conv, rid, "sent", timeout=8)
+    time.sleep(1.5)  # a duplicate delivery would show up here
+    ok = [r.form["Body"] for r in fake_provider.requests("twilio") if r.answer_status == 201]
+    assert sorted(ok) == ["pending 0", "pending 1", "pending 2"], ok
+    assert rdb.xpending("omr:outbox", "omnirouted")["pending"] == 0
+    assert d2.alive()
