@@ -3,7 +3,6 @@
  * loop thread, before anything uses the new conf. */
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -36,6 +35,7 @@ static void conf_defaults(struct omr_conf *c)
         c->api.timestamp_window_s = 300;
         c->routing.default_queue = strdup("general");
         c->routing.default_priority = OMR_PRIORITY_NORMAL;
+        c->agents.heartbeat_timeout_ms = 60000;
         c->outbound.give_up_after_ms = 10 * 60000;
         c->outbound.request_timeout_ms = 15000;
 }
@@ -447,201 +447,6 @@ static int sec_connectors(struct cy *cy, yaml_node_t *v, void *obj)
         return cy_mapping(cy, v, "connectors", keys, obj);
 }
 
-/* --- routing ------------------------------------------------------------ */
-
-/* An empty condition list would read as "any of nothing"; the loader would
- * otherwise treat it as absent and match everything. Refuse it. */
-static int rule_list(struct cy *cy, yaml_node_t *v, const char *what, char ***out, size_t *n)
-{
-        if (cy_string_list(cy, v, what, out, n))
-                return -1;
-        if (*n == 0) {
-                cy_error(cy, v, "'%s' must not be empty (leave it out to match anything)", what);
-                return -1;
-        }
-        return 0;
-}
-
-static int rule_name(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_rule *r = obj;
-        return cy_string(cy, v, "rules[].name", &r->name);
-}
-
-static int rule_channel(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_rule *r = obj;
-        char **list = NULL;
-        size_t n = 0;
-        int rc = rule_list(cy, v, "rules[].channel", &list, &n);
-        for (size_t i = 0; rc == 0 && i < n; i++) {
-                int ch = omr_channel_parse(list[i]);
-                if (ch < 0) {
-                        cy_error(cy, v, "unknown channel '%s' (email, chat, sms, social, api)",
-                                 list[i]);
-                        rc = -1;
-                } else {
-                        r->channels |= 1u << ch;
-                }
-        }
-        for (size_t i = 0; i < n; i++)
-                free(list[i]);
-        free(list);
-        return rc;
-}
-
-static int rule_adapter(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_rule *r = obj;
-        return rule_list(cy, v, "rules[].adapter", &r->adapters, &r->n_adapters);
-}
-
-static int rule_sender(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_rule *r = obj;
-        return rule_list(cy, v, "rules[].sender", &r->senders, &r->n_senders);
-}
-
-static int rule_keywords(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_rule *r = obj;
-        if (rule_list(cy, v, "rules[].keywords", &r->keywords, &r->n_keywords))
-                return -1;
-        for (size_t i = 0; i < r->n_keywords; i++) {
-                char *folded = omr_text_fold(r->keywords[i]);
-                if (folded == NULL || *folded == '\0') {
-                        free(folded);
-                        cy_error(cy, v, "keyword '%s' is empty or not valid UTF-8", r->keywords[i]);
-                        return -1;
-                }
-                free(r->keywords[i]);
-                r->keywords[i] = folded;
-        }
-        return 0;
-}
-
-static int rule_language(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_rule *r = obj;
-        if (rule_list(cy, v, "rules[].language", &r->languages, &r->n_languages))
-                return -1;
-        for (size_t i = 0; i < r->n_languages; i++) {
-                const char *t = r->languages[i];
-                if (strlen(t) < 2 || strlen(t) > 15 ||
-                    strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-") !=
-                            strlen(t)) {
-                        cy_error(cy, v, "'%s' is not a BCP 47 language tag (e.g. vi, th, zh-Hans)",
-                                 t);
-                        return -1;
-                }
-        }
-        return 0;
-}
-
-static int rule_queue(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_rule *r = obj;
-        if (cy_string(cy, v, "rules[].queue", &r->queue))
-                return -1;
-        if (!omr_conf_valid_queue_name(r->queue)) {
-                cy_error(cy, v, "queue name '%s' must be 1-64 of [A-Za-z0-9_.-]", r->queue);
-                return -1;
-        }
-        return 0;
-}
-
-static int parse_priority(struct cy *cy, yaml_node_t *v, const char *what, enum omr_priority *out)
-{
-        const char *s = cy_scalar(cy, v, what);
-        if (s == NULL)
-                return -1;
-        int p = omr_priority_parse(s);
-        if (p < 0) {
-                cy_error(cy, v, "'%s' must be low, normal, high or urgent, got '%s'", what, s);
-                return -1;
-        }
-        *out = (enum omr_priority)p;
-        return 0;
-}
-
-static int rule_priority(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_rule *r = obj;
-        if (parse_priority(cy, v, "rules[].priority", &r->priority))
-                return -1;
-        r->has_priority = true;
-        return 0;
-}
-
-static int routing_rules(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        static const struct cy_key keys[] = {
-                {"name", rule_name},     {"channel", rule_channel},   {"adapter", rule_adapter},
-                {"sender", rule_sender}, {"keywords", rule_keywords}, {"language", rule_language},
-                {"queue", rule_queue},   {"priority", rule_priority}, {NULL, NULL},
-        };
-        struct omr_conf *c = obj;
-        if (v->type != YAML_SEQUENCE_NODE) {
-                cy_error(cy, v, "'routing.rules' must be a list");
-                return -1;
-        }
-        size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        c->routing.rules = calloc(n ? n : 1, sizeof(*c->routing.rules));
-        if (c->routing.rules == NULL)
-                return -1;
-        int rc = 0;
-        for (size_t i = 0; i < n; i++) {
-                yaml_node_t *item =
-                        yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
-                struct omr_rule *r = &c->routing.rules[c->routing.n_rules++];
-                r->line = cy_line(item);
-                if (cy_mapping(cy, item, "routing.rules[]", keys, r) != 0) {
-                        rc = -1;
-                        continue;
-                }
-                if (r->queue == NULL) {
-                        cy_error(cy, item, "a rule needs a 'queue'");
-                        rc = -1;
-                }
-                if (r->name == NULL) {
-                        char name[32];
-                        snprintf(name, sizeof(name), "rule-%zu", i + 1);
-                        r->name = strdup(name);
-                }
-        }
-        return rc;
-}
-
-static int routing_default_queue(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_conf *c = obj;
-        if (cy_string(cy, v, "routing.default_queue", &c->routing.default_queue))
-                return -1;
-        if (!omr_conf_valid_queue_name(c->routing.default_queue)) {
-                cy_error(cy, v, "queue name '%s' must be 1-64 of [A-Za-z0-9_.-]",
-                         c->routing.default_queue);
-                return -1;
-        }
-        return 0;
-}
-
-static int routing_default_priority(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        struct omr_conf *c = obj;
-        return parse_priority(cy, v, "routing.default_priority", &c->routing.default_priority);
-}
-
-static int sec_routing(struct cy *cy, yaml_node_t *v, void *obj)
-{
-        static const struct cy_key keys[] = {
-                {"default_queue", routing_default_queue},
-                {"default_priority", routing_default_priority},
-                {"rules", routing_rules},
-                {NULL, NULL},
-        };
-        return cy_mapping(cy, v, "routing", keys, obj);
-}
-
 /* --- load / free -------------------------------------------------------- */
 
 static const struct cy_key top_keys[] = {
@@ -649,7 +454,8 @@ static const struct cy_key top_keys[] = {
         {"http", sec_http},
         {"redis", sec_redis},
         {"connectors", sec_connectors},
-        {"routing", sec_routing},
+        {"routing", omr_conf_sec_routing},
+        {"agents", omr_conf_sec_agents},
         {"api", omr_conf_sec_api},
         {"outbound", omr_conf_sec_outbound},
         {NULL, NULL},
@@ -734,13 +540,6 @@ struct omr_conf *omr_conf_load(const char *path, struct omr_conf_errors *errs)
         return c;
 }
 
-static void free_list(char **l, size_t n)
-{
-        for (size_t i = 0; i < n; i++)
-                free(l[i]);
-        free(l);
-}
-
 void omr_conf_free(struct omr_conf *c)
 {
         if (c == NULL)
@@ -766,17 +565,7 @@ void omr_conf_free(struct omr_conf *c)
                 }
         }
         free(c->api.adapters);
-        free(c->routing.default_queue);
-        for (size_t i = 0; i < c->routing.n_rules; i++) {
-                struct omr_rule *r = &c->routing.rules[i];
-                free(r->name);
-                free_list(r->adapters, r->n_adapters);
-                free_list(r->senders, r->n_senders);
-                free_list(r->keywords, r->n_keywords);
-                free_list(r->languages, r->n_languages);
-                free(r->queue);
-        }
-        free(c->routing.rules);
+        omr_conf_free_routing(c);
         omr_conf_free_outbound(c);
         free(c);
 }

@@ -110,39 +110,13 @@ static void h_metrics(struct omr_http_request *req, void *arg)
         free(buf);
 }
 
-/* --- Redis readiness: the agents' consumer groups ------------------------ */
-
-static void on_group_reply(const redisReply *r, const char *error, void *arg)
-{
-        (void)arg;
-        if (error == NULL && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "BUSYGROUP", 9) != 0)
-                omr_log(LOG_ERR, "redis", "cannot create consumer group error=\"%s\"", r->str);
-}
-
-static void ensure_group(struct omr_core *core, const char *queue)
-{
-        char key[256];
-        snprintf(key, sizeof(key), "%squeue:%s", core->conf->redis.prefix, queue);
-        const char *argv[] = {"XGROUP", "CREATE", key, "agents", "0", "MKSTREAM"};
-        omr_store_command(core->store, on_group_reply, NULL, 6, argv, NULL);
-}
-
-/* Agents' tools may start reading a queue before its first message: make
- * every configured queue and its group exist. */
-static void ensure_groups(struct omr_core *core)
-{
-        if (!omr_core_store_ready(core))
-                return;
-        const struct omr_conf_routing *r = &core->conf->routing;
-        ensure_group(core, r->default_queue);
-        for (size_t i = 0; i < r->n_rules; i++)
-                ensure_group(core, r->rules[i].queue);
-}
+/* --- Redis readiness: queues and agents ---------------------------------- */
 
 static void on_store_ready(struct omr_store *s, void *arg)
 {
+        struct omr_core *core = arg;
         (void)s;
-        ensure_groups(arg);
+        omr_assign_sync(core->assign);
 }
 
 /* --- lifecycle --------------------------------------------------------------- */
@@ -165,8 +139,9 @@ struct omr_core *omr_core_new(struct event_base *base, struct omr_conf *conf)
         core->http = core->metrics ? omr_http_new(base, &conf->http, core->metrics) : NULL;
         core->store = core->metrics ? omr_store_new(base, &conf->redis, core->metrics) : NULL;
         core->outbound = omr_outbound_new(core);
+        core->assign = omr_assign_new(core);
         if (core->http == NULL || core->store == NULL || core->fetcher == NULL ||
-            core->outbound == NULL) {
+            core->outbound == NULL || core->assign == NULL) {
                 omr_core_free(core);
                 return NULL;
         }
@@ -191,7 +166,7 @@ int omr_core_start(struct omr_core *core)
         if ((rc = omr_http_route(core->http, "GET", "/healthz", h_healthz, core)) ||
             (rc = omr_http_route(core->http, "GET", "/readyz", h_readyz, core)) ||
             (rc = omr_http_route(core->http, "GET", "/metrics", h_metrics, core)) ||
-            (rc = omr_replies_api_start(core)))
+            (rc = omr_replies_api_start(core)) || (rc = omr_agents_api_start(core)))
                 return rc;
 
         size_t n = 0;
@@ -217,6 +192,7 @@ int omr_core_start(struct omr_core *core)
                 }
         }
         omr_outbound_start(core->outbound);
+        omr_assign_start(core->assign);
         if ((rc = omr_http_start(core->http)) != 0)
                 return rc;
         omr_log(LOG_INFO, "core", "omnirouted " OMR_VERSION " started redis=%s",
@@ -255,7 +231,7 @@ void omr_core_reload(struct omr_core *core)
         omr_conf_free(core->conf);
         core->conf = next;
         omr_log_set_level(next->log_level);
-        ensure_groups(core);
+        omr_assign_sync(core->assign);
         omr_metrics_inc(core->metrics, OMR_M_CONFIG_RELOADS, "ok", NULL);
         omr_log(LOG_INFO, "conf", "configuration reloaded path=%s rules=%zu adapters=%zu",
                 next->path, next->routing.n_rules, next->api.n_adapters);
@@ -282,6 +258,7 @@ static void finish_shutdown(struct omr_core *core)
          * store is still open), then the store, then what waits on it. */
         omr_fetcher_free(core->fetcher);
         core->fetcher = NULL;
+        omr_assign_stop(core->assign);
         omr_store_free(core->store);
         core->store = NULL;
         omr_outbound_free(core->outbound);
@@ -351,8 +328,10 @@ void omr_core_free(struct omr_core *core)
         free(core->connectors);
         omr_http_free(core->http);
         omr_fetcher_free(core->fetcher);
+        omr_assign_stop(core->assign);
         omr_store_free(core->store);
         omr_outbound_free(core->outbound);
+        omr_assign_free(core->assign);
         if (core->drain_ev)
                 event_free(core->drain_ev);
         omr_metrics_free(core->metrics);

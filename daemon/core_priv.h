@@ -25,6 +25,31 @@ size_t omr_outbound_busy(const struct omr_outbound *ob);
 void omr_outbound_free(struct omr_outbound *ob);
 /* daemon/replies_api.c */
 int omr_replies_api_start(struct omr_core *core);
+struct omr_http_request;
+/* The bearer token's name (from api.tokens), or NULL after answering 401. */
+const char *omr_api_authorize(struct omr_core *core, struct omr_http_request *req);
+/* Conversation and reply ids: ULIDs and stream ids. */
+bool omr_api_valid_id(const char *s);
+/* daemon/agents_api.c: agents, presence, claims, conversation actions. */
+int omr_agents_api_start(struct omr_core *core);
+
+/* daemon/assign.c: keeps the queues' settings and the configured agents
+ * in Redis, runs the assignment timeouts once a second, and dispatches
+ * push queues when work or an agent appears. */
+struct omr_assign;
+struct omr_assign *omr_assign_new(struct omr_core *core);
+void omr_assign_start(struct omr_assign *a);
+/* Publishes queue settings and config agents (on connect and reload). */
+void omr_assign_sync(struct omr_assign *a);
+/* Schedules a dispatch of one push queue; NULL: every push queue. */
+void omr_assign_kick(struct omr_core *core, const char *queue);
+void omr_assign_stop(struct omr_assign *a);
+void omr_assign_free(struct omr_assign *a);
+
+/* The assignment scripts (daemon/<name>.lua, routing.lua in front). */
+struct omr_routing_scripts {
+        struct omr_script assign, claim, action, agent, sweep;
+};
 /* The connector that sends for a provider name ("twilio:main" → twilio). */
 struct omr_connector *omr_core_connector_for(struct omr_core *core, const char *provider);
 /* The unix socket of the embedded redis, or NULL. */
@@ -45,7 +70,8 @@ struct omr_core {
         size_t ingest_inflight;
         struct omr_fetcher *fetcher;
         struct omr_outbound *outbound;
-
+        struct omr_assign *assign;
+        struct omr_routing_scripts routing;
         bool stopping;
         bool forced;
         int64_t drain_deadline_ms;

@@ -81,6 +81,11 @@ static void on_stored(const redisReply *r, const char *error, void *arg)
                 return;
         }
         res.new_conversation = r->element[4]->integer == 1;
+        /* The conversation (re)entered a push queue: offer it now rather
+         * than at the next periodic pass. */
+        const char *mode = element(r, 5);
+        if (mode && strcmp(mode, "push") == 0)
+                omr_assign_kick(job->core, res.queue);
         res.status = strcmp(status, "duplicate") == 0 ? OMR_INGEST_DUPLICATE : OMR_INGEST_STORED;
         omr_log(LOG_DEBUG, "ingest",
                 "%s provider=%s external_id=%s conversation=%s message=%s queue=%s new=%d", status,
@@ -109,6 +114,17 @@ static int thread_hash(const struct omr_message *m, char out[33])
         free(buf);
         omr_hex_encode(d, 16, out);
         return 0;
+}
+
+/* The skills a rule requires, as the JSON array the store keeps. */
+static char *skills_json(const struct omr_rule *r)
+{
+        json_t *a = json_array();
+        for (size_t i = 0; a && r && i < r->n_skills; i++)
+                json_array_append_new(a, json_string(r->skills[i]));
+        char *s = a ? json_dumps(a, JSON_COMPACT) : NULL;
+        json_decref(a);
+        return s;
 }
 
 /* Subject and text as one string: what language detection and keyword
@@ -148,22 +164,40 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         msg->received_at = omr_now_ms();
         msg->direction = OMR_DIR_IN;
 
-        struct omr_route_decision d;
+        /* Whether the customer is returning is only known inside the store
+         * script: decide both ways here (a second pass only when some rule
+         * asks) and let the script pick. */
+        struct omr_route_decision d, dr;
         char *joined = subject_and_text(msg);
         if (joined && !msg->language.tag[0])
                 omr_langid_detect(joined, strlen(joined), &msg->language);
-        char *folded = joined ? omr_text_fold(joined) : NULL;
+        struct omr_route_input in = {
+                .text = joined,
+                .folded_text = joined ? omr_text_fold(joined) : NULL,
+                .vip = omr_conf_is_vip(conf, msg->customer.id, msg->customer.handle),
+        };
+        omr_route(&conf->routing, msg, &in, &d);
+        dr = d;
+        if (conf->routing.uses_returning) {
+                in.returning = true;
+                omr_route(&conf->routing, msg, &in, &dr);
+        }
+        free((char *)in.folded_text);
         free(joined);
-        omr_route(&conf->routing, msg, folded, &d);
-        free(folded);
         msg->priority = d.priority;
+        char *skills = skills_json(d.rule), *skills_r = skills_json(dr.rule);
+        /* A guess below CLD2's reliability bar asks no language of agents. */
+        const char *language = msg->language.reliable ? msg->language.tag : "und";
 
         char *json = NULL;
         json_t *j = omr_message_to_json(msg);
         if (j)
                 json = json_dumps(j, JSON_COMPACT);
         json_decref(j);
-        if (json == NULL) {
+        if (json == NULL || skills == NULL || skills_r == NULL) {
+                free(json);
+                free(skills);
+                free(skills_r);
                 fail(job, "out of memory");
                 return;
         }
@@ -174,6 +208,8 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         omr_id_new(conv_id);
         if (thread_hash(msg, hash) != 0) {
                 free(json);
+                free(skills);
+                free(skills_r);
                 fail(job, "out of memory");
                 return;
         }
@@ -209,6 +245,13 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
                 ttl,
                 qmax,
                 emax,
+                language,
+                skills,
+                in.vip ? "1" : "0",
+                dr.queue,
+                omr_priority_name(dr.priority),
+                dr.rule ? dr.rule->name : "",
+                skills_r,
         };
         enum { NARGV = sizeof(argv) / sizeof(argv[0]) };
         int rc = -1;
@@ -220,6 +263,8 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         free(thread_key);
         free(events_key);
         free(json);
+        free(skills);
+        free(skills_r);
         if (rc != 0)
                 fail(job, "redis is not connected");
 }

@@ -1,12 +1,13 @@
 -- ingest.lua — store one inbound message atomically (daemon/ingest.c).
+-- routing.lua is prepended (R).
 --
 -- Redis runs a script without interleaving other commands, so dedup,
--- threading and the writes cannot race with another daemon. A script is
--- not a transaction, though: a failing command leaves earlier writes in
--- place. So every check that can fail (key types) runs before the first
--- write; after that only commands that cannot fail on valid input remain.
--- (Redis refuses a script's first write under OOM, before anything is
--- written.)
+-- threading, the conversation's lifecycle and the writes cannot race with
+-- another daemon. A script is not a transaction, though: a failing command
+-- leaves earlier writes in place. So every check that can fail (key types)
+-- runs before the first write; after that only commands that cannot fail
+-- on valid input remain. (Redis refuses a script's first write under OOM,
+-- before anything is written.)
 --
 -- KEYS[1] dedup key    <prefix>dedup:<provider>:<external_id>
 -- KEYS[2] thread key   <prefix>thread:<channel>:<hash of provider, customer, thread>
@@ -15,8 +16,12 @@
 --       4 message JSON object without conversation_id, 5 channel,
 --       6 provider, 7 customer id, 8 customer name, 9 customer handle,
 --       10 queue, 11 priority, 12 rule, 13 now (ms), 14 dedup ttl (s),
---       15 queue maxlen, 16 events maxlen
--- Returns {status, conversation_id, message_id, queue, new(1|0)}.
+--       15 queue maxlen, 16 events maxlen, 17 language ('und' when unsure),
+--       18 required skills (JSON array), 19 vip (1|0),
+--       20-23 queue, priority, rule, skills when the customer is returning
+-- Returns {status, conversation_id, message_id, queue, new(1|0), mode}
+-- where mode is the queue's mode when the conversation (re)entered a queue
+-- ('push': the caller runs the dispatcher), else ''.
 
 local prefix = ARGV[1]
 
@@ -25,7 +30,7 @@ if seen then
   -- "<conversation> <message> <queue>": answer the retry with the ids the
   -- first delivery got, so the provider's view stays consistent.
   local c, m, q = string.match(seen, '^(%S+) (%S+) (%S+)$')
-  return {'duplicate', c or '', m or '', q or '', 0}
+  return {'duplicate', c or '', m or '', q or '', 0, ''}
 end
 
 local function require_type(key, want)
@@ -36,61 +41,90 @@ local function require_type(key, want)
   return nil
 end
 
+local now = ARGV[13]
+local emax, qmax = ARGV[16], ARGV[15]
+local customer_key = prefix .. 'customer:' .. ARGV[6] .. ':' .. ARGV[7]
+
 local conv = redis.call('GET', KEYS[2])
 local new = 0
 if not conv then
   conv = ARGV[2]
   new = 1
 end
-local conv_key = prefix .. 'conv:{' .. conv .. '}'
+local conv_key = R.conv_key(conv)
 local log_key = conv_key .. ':log'
 
-local queue = ARGV[10]
-if new == 0 then
-  -- A follow-up stays with its conversation's queue: routing decides where
-  -- a conversation goes when it opens.
-  queue = redis.call('HGET', conv_key, 'queue') or queue
+local c = {}
+local queue, priority, rule, skills = ARGV[10], ARGV[11], ARGV[12], ARGV[18]
+local returning = '0'
+if new == 1 then
+  local previous = tonumber(redis.call('HGET', customer_key, 'conversations') or '0') or 0
+  if previous > 0 then
+    returning = '1'
+    queue, priority, rule, skills = ARGV[20], ARGV[21], ARGV[22], ARGV[23]
+  end
+else
+  c = R.hash(conv_key)
+  queue = c.queue or queue
 end
-local queue_key = prefix .. 'queue:' .. queue
 
 local err = require_type(conv_key, 'hash') or require_type(log_key, 'stream')
-  or require_type(queue_key, 'stream') or require_type(KEYS[3], 'stream')
+  or require_type(KEYS[3], 'stream') or require_type(customer_key, 'hash')
+  or require_type(R.key('queue', queue, 'waiting'), 'zset')
 if err then return err end
 
 -- Writes from here on.
-local now = ARGV[13]
+local opts = {now = now, maxlen = emax, qmax = qmax, by = 'customer'}
+-- The message JSON is built in C without the conversation id (unknown
+-- until now); splice it in as the first member.
+local message = '{"conversation_id":"' .. conv .. '",' .. string.sub(ARGV[4], 2)
+redis.call('XADD', log_key, '*', 'message_id', ARGV[3], 'direction', 'in', 'message', message)
+
+local mode = ''
 if new == 1 then
+  local sticky = redis.call('HGET', customer_key, 'last_agent') or ''
   redis.call('SET', KEYS[2], conv)
   redis.call('HSET', conv_key,
     'id', conv, 'channel', ARGV[5], 'provider', ARGV[6],
     'customer_id', ARGV[7], 'customer_name', ARGV[8], 'customer_handle', ARGV[9],
-    'status', 'open', 'queue', queue, 'priority', ARGV[11], 'rule', ARGV[12],
+    'customer_key', customer_key, 'vip', ARGV[19], 'returning', returning,
+    'status', 'open', 'queue', queue, 'priority', priority, 'rule', rule,
+    'language', ARGV[17], 'skills', skills, 'sticky_agent', sticky, 'declined', '[]',
     'created_at', now, 'updated_at', now, 'last_inbound_at', now, 'message_count', 1)
+  redis.call('HINCRBY', customer_key, 'conversations', 1)
+  redis.call('HSETNX', customer_key, 'first_seen', now)
+  redis.call('HSET', customer_key, 'last_conversation', conv)
+  c = R.hash(conv_key)
+  R.conv_event(now, emax, 'conversation.opened', c, {'message_id', ARGV[3], 'by', 'customer',
+    'language', ARGV[17], 'rule', rule})
+  mode = R.enqueue(c, queue, {now = now, maxlen = emax, qmax = qmax, kind = 'new',
+    by = 'customer', reason = rule ~= '' and ('rule ' .. rule) or 'default route',
+    message = message}).mode
 else
   redis.call('HSET', conv_key, 'updated_at', now, 'last_inbound_at', now)
   if ARGV[8] ~= '' then redis.call('HSET', conv_key, 'customer_name', ARGV[8]) end
   redis.call('HINCRBY', conv_key, 'message_count', 1)
+  R.conv_event(now, emax, 'message.received', c, {'message_id', ARGV[3], 'by', 'customer'})
+  if c.status == 'assigned' or c.status == 'waiting' then
+    R.inbox(c.agent_id, 'message', c, now, {'message_id', ARGV[3], 'message', message})
+    if c.status == 'waiting' then
+      redis.call('HSET', conv_key, 'status', 'assigned')
+      R.conv_event(now, emax, 'conversation.customer_replied', c,
+        {'agent_id', c.agent_id, 'by', 'customer', 'reason', 'new customer message'})
+    end
+  elseif c.status == 'resolved' then
+    -- Reopened: back to its queue, preferring the agent who resolved it.
+    redis.call('HSET', conv_key, 'sticky_agent', c.agent_id or '', 'declined', '[]',
+      'resolved_at', '')
+    redis.call('HINCRBY', conv_key, 'reopened', 1)
+    c.sticky_agent, c.declined = c.agent_id or '', '[]'
+    R.conv_event(now, emax, 'conversation.reopened', c, {'message_id', ARGV[3], 'by', 'customer',
+      'agent_id', c.agent_id or '', 'reason', 'new customer message'})
+    mode = R.enqueue(c, queue, {now = now, maxlen = emax, qmax = qmax, kind = 'reopened',
+      by = 'customer', reason = 'new customer message', message = message}).mode
+  end
 end
-
--- The message JSON is built in C without the conversation id (unknown
--- until now); splice it in as the first member.
-local message = '{"conversation_id":"' .. conv .. '",' .. string.sub(ARGV[4], 2)
-
-redis.call('XADD', log_key, '*', 'message_id', ARGV[3], 'direction', 'in', 'message', message)
-
-if redis.call('EXISTS', queue_key) == 0 then
-  redis.call('XGROUP', 'CREATE', queue_key, 'agents', '0', 'MKSTREAM')
-end
-redis.call('XADD', queue_key, 'MAXLEN', '~', ARGV[15], '*',
-  'conversation_id', conv, 'message_id', ARGV[3],
-  'kind', new == 1 and 'new' or 'message',
-  'channel', ARGV[5], 'provider', ARGV[6], 'priority', ARGV[11], 'message', message)
-
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[16], '*',
-  'type', new == 1 and 'conversation.opened' or 'message.received',
-  'conversation_id', conv, 'message_id', ARGV[3], 'queue', queue,
-  'channel', ARGV[5], 'at', now)
 
 redis.call('SET', KEYS[1], conv .. ' ' .. ARGV[3] .. ' ' .. queue, 'EX', ARGV[14])
 
-return {'stored', conv, ARGV[3], queue, new}
+return {'stored', conv, ARGV[3], queue, new, mode}

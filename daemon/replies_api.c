@@ -43,8 +43,7 @@ static void unavailable(struct omr_http_request *req, const char *error)
                                    error);
 }
 
-/* The bearer token's name, or NULL after answering 401. */
-static const char *authorize(struct omr_core *core, struct omr_http_request *req)
+const char *omr_api_authorize(struct omr_core *core, struct omr_http_request *req)
 {
         const char *h = omr_http_header(req, "Authorization");
         const char *name = NULL;
@@ -60,7 +59,7 @@ static const char *authorize(struct omr_core *core, struct omr_http_request *req
         return name;
 }
 
-static bool valid_id(const char *s)
+bool omr_api_valid_id(const char *s)
 {
         size_t n = strlen(s);
         return n >= 1 && n <= 64 && strspn(s, "0123456789ABCDEFGHJKMNPQRSTVWXYZ-") == n;
@@ -153,11 +152,11 @@ static void on_provider(const redisReply *r, const char *error, void *arg)
 static void h_post_reply(struct omr_http_request *req, void *arg)
 {
         struct omr_core *core = arg;
-        const char *token = authorize(core, req);
+        const char *token = omr_api_authorize(core, req);
         if (token == NULL)
                 return;
         const char *conv = omr_http_param(req, "id");
-        if (!valid_id(conv)) {
+        if (!omr_api_valid_id(conv)) {
                 omr_http_reply_error(req, 404, "unknown_conversation", "not a conversation id");
                 return;
         }
@@ -240,11 +239,11 @@ static void on_reply_state(const redisReply *r, const char *error, void *arg)
 static void h_get_reply(struct omr_http_request *req, void *arg)
 {
         struct omr_core *core = arg;
-        if (authorize(core, req) == NULL)
+        if (omr_api_authorize(core, req) == NULL)
                 return;
         const char *conv = omr_http_param(req, "id"), *reply = omr_http_param(req, "reply");
         char *key = NULL;
-        if (!valid_id(conv) || !valid_id(reply)) {
+        if (!omr_api_valid_id(conv) || !omr_api_valid_id(reply)) {
                 omr_http_reply_error(req, 404, "unknown_reply", "no such reply");
                 return;
         }

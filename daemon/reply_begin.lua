@@ -40,5 +40,21 @@ if not conv[1] then return close('failed', 'no such conversation') end
 if ARGV[4] == '' then return close('failed', 'empty text') end
 redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2], 'agent_id', ARGV[3],
   'text', ARGV[4], 'provider', conv[1], 'updated_at', ARGV[5])
+-- The agent answered: the conversation now waits on the customer, and a
+-- pull claim behind it is confirmed (daemon/routing.lua).
+local st = redis.call('HMGET', KEYS[2], 'status', 'work_key', 'work_id', 'queue', 'priority')
+redis.call('HSETNX', KEYS[2], 'first_response_at', ARGV[5])
+redis.call('HSET', KEYS[2], 'last_agent_reply_at', ARGV[5])
+if st[1] == 'assigned' then
+  redis.call('HSET', KEYS[2], 'status', 'waiting', 'waiting_since', ARGV[5], 'accepted', '1',
+    'updated_at', ARGV[5])
+  if st[2] and st[2] ~= '' and st[3] and st[3] ~= '' then
+    redis.call('XACK', st[2], 'agents', st[3])
+  end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'type', 'conversation.waiting',
+    'conversation_id', ARGV[2], 'queue', st[4] or '', 'channel', conv[4] or '',
+    'priority', st[5] or '', 'agent_id', ARGV[3], 'by', ARGV[3], 'reason', 'agent replied',
+    'at', ARGV[5])
+end
 if not status then redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'created_at', ARGV[5]) end
 return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or ''}

@@ -1,5 +1,7 @@
 /* router.c — first matching rule wins; see router.h. Pure. */
+#define PCRE2_CODE_UNIT_WIDTH 8
 #include <fnmatch.h>
+#include <pcre2.h>
 #include <string.h>
 #include <strings.h>
 
@@ -33,9 +35,31 @@ static bool any_language(char *const *list, size_t n, const char *tag)
         return false;
 }
 
-static bool rule_matches(const struct omr_rule *r, const struct omr_message *m,
-                         const char *folded_text)
+/* Backtracking is bounded so that a pathological pattern costs a rule
+ * miss (logged by the caller's tests), never a stalled loop. */
+static bool regex_matches(const struct omr_rule *r, const char *text)
 {
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(r->regex, NULL);
+        pcre2_match_context *mc = pcre2_match_context_create(NULL);
+        int rc = -1;
+        if (md && mc) {
+                pcre2_set_match_limit(mc, 100000);
+                pcre2_set_depth_limit(mc, 1000);
+                rc = pcre2_match(r->regex, (PCRE2_SPTR)text, strlen(text), 0, 0, md, mc);
+        }
+        pcre2_match_context_free(mc);
+        pcre2_match_data_free(md);
+        return rc >= 0;
+}
+
+static bool rule_matches(const struct omr_rule *r, const struct omr_message *m,
+                         const struct omr_route_input *in)
+{
+        const char *folded_text = in->folded_text;
+        if (r->vip >= 0 && r->vip != in->vip)
+                return false;
+        if (r->returning >= 0 && r->returning != in->returning)
+                return false;
         if (r->channels && !(r->channels & (1u << m->channel)))
                 return false;
         if (r->n_adapters && !any_equal(r->adapters, r->n_adapters, m->provider))
@@ -52,15 +76,17 @@ static bool rule_matches(const struct omr_rule *r, const struct omr_message *m,
                 if (!hit)
                         return false;
         }
+        if (r->regex && !(in->text && regex_matches(r, in->text)))
+                return false;
         return true;
 }
 
 void omr_route(const struct omr_conf_routing *routing, const struct omr_message *m,
-               const char *folded_text, struct omr_route_decision *out)
+               const struct omr_route_input *in, struct omr_route_decision *out)
 {
         for (size_t i = 0; i < routing->n_rules; i++) {
                 const struct omr_rule *r = &routing->rules[i];
-                if (rule_matches(r, m, folded_text)) {
+                if (rule_matches(r, m, in)) {
                         out->queue = r->queue;
                         out->priority = r->has_priority ? r->priority : routing->default_priority;
                         out->rule = r;

@@ -1,6 +1,7 @@
-/* router.h — routing decisions as a pure function of the message (and,
- * later, of the conversation): ordered rules, first match wins, else the
- * default queue. No I/O; unit-tested in tests/unit/router_test.c. */
+/* router.h — routing decisions as a pure function of the message and what
+ * is known about its customer: ordered rules, first match wins, else the
+ * default queue. No I/O; unit-tested in tests/unit/router_test.c. The
+ * decision carries the skills the rule requires of the agent. */
 #ifndef OMR_ROUTER_H
 #define OMR_ROUTER_H
 
@@ -13,9 +14,15 @@ struct omr_route_decision {
         const struct omr_rule *rule; /* NULL: the default route */
 };
 
-/* `folded_text` is omr_text_fold(subject + " " + text), computed once by
- * the caller; NULL matches no keyword. */
+/* What rules look at besides the message. */
+struct omr_route_input {
+        const char *text;        /* subject + " " + text; NULL matches no regex */
+        const char *folded_text; /* omr_text_fold(text); NULL matches no keyword */
+        bool vip;                /* on routing.customers.vip */
+        bool returning;          /* the customer has written before */
+};
+
 void omr_route(const struct omr_conf_routing *routing, const struct omr_message *m,
-               const char *folded_text, struct omr_route_decision *out);
+               const struct omr_route_input *in, struct omr_route_decision *out);
 
 #endif

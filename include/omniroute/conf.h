@@ -78,9 +78,31 @@ struct omr_rule {
         size_t n_keywords;
         char **languages; /* BCP 47 tags; "vi" also matches "vi-VN" */
         size_t n_languages;
+        int vip;       /* -1: any; 0/1: the customer must (not) be on the VIP list */
+        int returning; /* -1: any; 0/1: the customer has (not) written before */
+        void *regex;   /* pcre2_code *: caseless, UTF, over subject + text */
+        char *regex_src;
         char *queue;
         enum omr_priority priority;
         bool has_priority;
+        char **skills; /* required of the agent; lower-case */
+        size_t n_skills;
+};
+
+enum omr_queue_mode { OMR_QUEUE_PULL, OMR_QUEUE_PUSH };
+enum omr_strategy { OMR_STRATEGY_LEAST_BUSY, OMR_STRATEGY_ROUND_ROBIN, OMR_STRATEGY_LONGEST_IDLE };
+
+/* How a queue hands out work (docs/routing.md). Queues no rule declares
+ * here are pull queues with the defaults. */
+struct omr_conf_queue {
+        char *name;
+        enum omr_queue_mode mode;
+        enum omr_strategy strategy;
+        bool sticky;             /* push: prefer the customer's last agent */
+        bool match_language;     /* the agent must speak the detected language */
+        int64_t offer_timeout_ms; /* push: 0 assigns without an offer */
+        int64_t claim_timeout_ms; /* pull: an unaccepted claim is re-offered after it */
+        int line;
 };
 
 struct omr_conf_routing {
@@ -88,6 +110,34 @@ struct omr_conf_routing {
         enum omr_priority default_priority;
         struct omr_rule *rules;
         size_t n_rules;
+        bool uses_returning; /* some rule looks at returning customers */
+        struct omr_conf_queue *queues;
+        size_t n_queues;
+        char **vip; /* fnmatch(3) globs over customer id and handle */
+        size_t n_vip;
+};
+
+struct omr_conf_capacity {
+        char *channel; /* a channel name, or "*" for every other channel */
+        int max;
+};
+
+/* An agent defined in the config file (more register at run time). */
+struct omr_conf_agent {
+        char *id;
+        char *name;
+        char *email;
+        char **languages, **skills, **queues, **teams;
+        size_t n_languages, n_skills, n_queues, n_teams;
+        struct omr_conf_capacity *capacity;
+        size_t n_capacity;
+        int line;
+};
+
+struct omr_conf_agents {
+        int64_t heartbeat_timeout_ms; /* presence without a heartbeat expires */
+        struct omr_conf_agent *list;
+        size_t n;
 };
 
 /* A bearer token an agent tool presents to the replies API. */
@@ -142,6 +192,7 @@ struct omr_conf {
         struct omr_conf_redis redis;
         struct omr_conf_api api;
         struct omr_conf_routing routing;
+        struct omr_conf_agents agents;
         struct omr_conf_token *tokens;
         size_t n_tokens;
         struct omr_conf_outbound outbound;
@@ -172,5 +223,13 @@ const char *omr_conf_reload_blocker(const struct omr_conf *cur, const struct omr
 
 /* Queue names appear in Redis keys: [A-Za-z0-9_.-]{1,64}. */
 bool omr_conf_valid_queue_name(const char *name);
+/* Agent ids too: [A-Za-z0-9_.@-]{1,64}. */
+bool omr_conf_valid_agent_id(const char *id);
+/* The queue's settings; the defaults for a queue the config does not list. */
+const struct omr_conf_queue *omr_conf_queue(const struct omr_conf *c, const char *name);
+const struct omr_conf_agent *omr_conf_agent(const struct omr_conf *c, const char *id);
+/* Whether a customer id or handle is on routing.customers.vip. */
+bool omr_conf_is_vip(const struct omr_conf *c, const char *id, const char *handle);
+const char *omr_strategy_name(enum omr_strategy s);
 
 #endif

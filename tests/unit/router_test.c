@@ -302,7 +302,7 @@ static void test_route_table(void **state)
                 struct omr_route_decision d;
 
                 memset(&d, 0xa5, sizeof(d));
-                omr_route(&conf->routing, m, folded, &d);
+                omr_route(&conf->routing, m, &(struct omr_route_input){.folded_text = folded}, &d);
                 const char *rule = d.rule ? d.rule->name : NULL;
                 if (!d.queue || strcmp(d.queue, cases[i].queue) != 0 ||
                     d.priority != cases[i].priority || (rule == NULL) != (cases[i].rule == NULL) ||
@@ -325,7 +325,7 @@ static void test_route_borrows(void **state)
         struct omr_route_decision d;
 
         (void)state;
-        omr_route(&conf->routing, m, NULL, &d);
+        omr_route(&conf->routing, m, &(struct omr_route_input){.folded_text = NULL}, &d);
         assert_non_null(d.rule);
         assert_true(d.rule >= conf->routing.rules &&
                     d.rule < conf->routing.rules + conf->routing.n_rules);
@@ -335,7 +335,7 @@ static void test_route_borrows(void **state)
 
         const struct msg_spec none = {OMR_CHANNEL_API, "api:other", "c", NULL, NULL, "x"};
         m = make_message(&none);
-        omr_route(&conf->routing, m, NULL, &d);
+        omr_route(&conf->routing, m, &(struct omr_route_input){.folded_text = NULL}, &d);
         assert_null(d.rule);
         assert_ptr_equal(d.queue, conf->routing.default_queue);
         omr_message_free(m);
@@ -360,7 +360,7 @@ static void test_route_no_rules(void **state)
         if (!c)
                 fail_msg("load: %s", errs.n ? errs.msg[0] : "?");
         assert_int_equal(c->routing.n_rules, 0);
-        omr_route(&c->routing, m, folded, &d);
+        omr_route(&c->routing, m, &(struct omr_route_input){.folded_text = folded}, &d);
         assert_string_equal(d.queue, "inbox");
         assert_int_equal(d.priority, OMR_PRIORITY_URGENT);
         assert_null(d.rule);
@@ -402,7 +402,7 @@ static void test_route_language(void **state)
                 m->provider = strdup("api:shop");
                 m->customer.id = strdup("c-1");
                 snprintf(m->language.tag, sizeof(m->language.tag), "%s", lang_cases[i].tag);
-                omr_route(&c->routing, m, NULL, &d);
+                omr_route(&c->routing, m, &(struct omr_route_input){.folded_text = NULL}, &d);
                 if (strcmp(d.queue, lang_cases[i].queue) != 0)
                         fail_msg("language %s: got %s, want %s", lang_cases[i].tag, d.queue,
                                  lang_cases[i].queue);
