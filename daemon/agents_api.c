@@ -446,7 +446,8 @@ static void agent_op(struct omr_http_request *req, struct omr_core *core, enum o
         char now[24], emax[24];
         snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
         snprintf(emax, sizeof(emax), "%lld", core->conf->redis.events_maxlen);
-        const char *argv[] = {core->conf->redis.prefix, name, id, now, emax, extra1, extra2, extra3};
+        const char *argv[] = {
+                core->conf->redis.prefix, name, id, now, emax, extra1, extra2, extra3};
         int nargs = extra3 ? 8 : extra1 ? 6 : 5;
         start_call(c, &core->routing.agent, nargs, argv);
 }
@@ -489,12 +490,13 @@ static void h_presence(struct omr_http_request *req, void *arg)
             !(j = body_object(req, false)))
                 return;
         status = json_string_value(json_object_get(j, "status"));
-        if (status == NULL || (strcmp(status, "online") && strcmp(status, "away") &&
-                               strcmp(status, "offline"))) {
+        if (status == NULL ||
+            (strcmp(status, "online") && strcmp(status, "away") && strcmp(status, "offline"))) {
                 bad_field(req, "status", "must be online, away or offline");
         } else {
                 char ttl[24];
-                snprintf(ttl, sizeof(ttl), "%lld", (long long)core->conf->agents.heartbeat_timeout_ms);
+                snprintf(ttl, sizeof(ttl), "%lld",
+                         (long long)core->conf->agents.heartbeat_timeout_ms);
                 agent_op(req, core, OP_PRESENCE, id, "presence", status, ttl, "set by the agent");
         }
         json_decref(j);
@@ -552,16 +554,9 @@ static void conv_action(struct omr_http_request *req, struct omr_core *core, con
                 snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
                 snprintf(emax, sizeof(emax), "%lld", core->conf->redis.events_maxlen);
                 snprintf(qmax, sizeof(qmax), "%lld", core->conf->redis.queue_maxlen);
-                const char *argv[] = {core->conf->redis.prefix,
-                                      action,
-                                      conv,
-                                      agent,
-                                      reason ? reason : "",
-                                      now,
-                                      emax,
-                                      qmax,
-                                      queue ? queue : "",
-                                      to ? to : ""};
+                const char *argv[] = {core->conf->redis.prefix, action,      conv, agent,
+                                      reason ? reason : "",     now,         emax, qmax,
+                                      queue ? queue : "",       to ? to : ""};
                 if (c) {
                         if (!show)
                                 omr_log(LOG_INFO, "agents", "%s conversation=%s agent=%s%s%s",
@@ -573,11 +568,11 @@ static void conv_action(struct omr_http_request *req, struct omr_core *core, con
         json_decref(j);
 }
 
-#define ACTION_HANDLER(name)                                                                \
-        static void h_##name(struct omr_http_request *req, void *arg)                       \
-        {                                                                                   \
-                if (omr_api_authorize(arg, req))                                            \
-                        conv_action(req, arg, #name);                                       \
+#define ACTION_HANDLER(name)                                                                       \
+        static void h_##name(struct omr_http_request *req, void *arg)                              \
+        {                                                                                          \
+                if (omr_api_authorize(arg, req))                                                   \
+                        conv_action(req, arg, #name);                                              \
         }
 ACTION_HANDLER(show)
 ACTION_HANDLER(accept)

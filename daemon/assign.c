@@ -21,9 +21,9 @@
 extern const char omr_assign_lua[], omr_claim_lua[], omr_conv_action_lua[], omr_agent_lua[],
         omr_sweep_lua[];
 
-#define SWEEP_MS 1000
+#define SWEEP_MS            1000
 #define MAX_OFFERS_PER_CALL "100"
-#define SCAN_PER_CALL "500"
+#define SCAN_PER_CALL       "500"
 
 static const char *const BANDS[] = {"urgent", "high", "normal", "low"};
 
@@ -328,8 +328,8 @@ static void on_sweep_timer(evutil_socket_t fd, short what, void *arg)
                 emax_str(a, emax);
                 snprintf(qmax, sizeof(qmax), "%lld", a->core->conf->redis.queue_maxlen);
                 const char *argv[] = {prefix(a), now, emax, qmax};
-                if (omr_store_eval(a->core->store, &a->core->routing.sweep, on_swept, a, 0, 4,
-                                   argv, NULL) == 0) {
+                if (omr_store_eval(a->core->store, &a->core->routing.sweep, on_swept, a, 0, 4, argv,
+                                   NULL) == 0) {
                         a->sweeping = true;
                         a->inflight++;
                 }

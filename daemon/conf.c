@@ -36,6 +36,10 @@ static void conf_defaults(struct omr_conf *c)
         c->routing.default_queue = strdup("general");
         c->routing.default_priority = OMR_PRIORITY_NORMAL;
         c->agents.heartbeat_timeout_ms = 60000;
+        c->notify.give_up_after_ms = 86400000;
+        c->notify.request_timeout_ms = 10000;
+        c->notify.mail.starttls = OMR_STARTTLS_ENABLED;
+        c->notify.mail.timeout_ms = 30000;
         c->outbound.give_up_after_ms = 10 * 60000;
         c->outbound.request_timeout_ms = 15000;
 }
@@ -456,6 +460,7 @@ static const struct cy_key top_keys[] = {
         {"connectors", sec_connectors},
         {"routing", omr_conf_sec_routing},
         {"agents", omr_conf_sec_agents},
+        {"notify", omr_conf_sec_notify},
         {"api", omr_conf_sec_api},
         {"outbound", omr_conf_sec_outbound},
         {NULL, NULL},
@@ -566,6 +571,7 @@ void omr_conf_free(struct omr_conf *c)
         }
         free(c->api.adapters);
         omr_conf_free_routing(c);
+        omr_conf_free_notify(c);
         omr_conf_free_outbound(c);
         free(c);
 }

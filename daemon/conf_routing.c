@@ -46,7 +46,6 @@ const char *omr_strategy_name(enum omr_strategy s)
         return "least_busy";
 }
 
-
 /* An empty condition list would read as "any of nothing"; the loader would
  * otherwise treat it as absent and match everything. Refuse it. */
 static int rule_list(struct cy *cy, yaml_node_t *v, const char *what, char ***out, size_t *n)
@@ -240,10 +239,18 @@ static int rule_skills(struct cy *cy, yaml_node_t *v, void *obj)
 static int routing_rules(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
-                {"name", rule_name},     {"channel", rule_channel},     {"adapter", rule_adapter},
-                {"sender", rule_sender}, {"keywords", rule_keywords},   {"language", rule_language},
-                {"vip", rule_vip},       {"returning", rule_returning}, {"regex", rule_regex},
-                {"queue", rule_queue},   {"priority", rule_priority},   {"skills", rule_skills},
+                {"name", rule_name},
+                {"channel", rule_channel},
+                {"adapter", rule_adapter},
+                {"sender", rule_sender},
+                {"keywords", rule_keywords},
+                {"language", rule_language},
+                {"vip", rule_vip},
+                {"returning", rule_returning},
+                {"regex", rule_regex},
+                {"queue", rule_queue},
+                {"priority", rule_priority},
+                {"skills", rule_skills},
                 {NULL, NULL},
         };
         struct omr_conf *c = obj;
@@ -366,14 +373,12 @@ static int queue_match_language(struct cy *cy, yaml_node_t *v, void *obj)
                        &((struct omr_conf_queue *)obj)->match_language);
 }
 
-static int queue_timeout(struct cy *cy, yaml_node_t *v, const char *what, int64_t min,
-                         int64_t *out)
+static int queue_timeout(struct cy *cy, yaml_node_t *v, const char *what, int64_t min, int64_t *out)
 {
         if (cy_duration_ms(cy, v, what, out))
                 return -1;
         if (*out < min || *out > 7 * 86400000LL) {
-                cy_error(cy, v, "'%s' must be between %llds and 7d", what,
-                         (long long)(min / 1000));
+                cy_error(cy, v, "'%s' must be between %llds and 7d", what, (long long)(min / 1000));
                 return -1;
         }
         return 0;
@@ -425,8 +430,7 @@ static int routing_queues(struct cy *cy, yaml_node_t *v, void *obj)
                 }
                 c->routing.n_queues++;
                 if (!omr_conf_valid_queue_name(q->name)) {
-                        cy_error(cy, k, "queue name '%s' must be 1-64 of [A-Za-z0-9_.-]",
-                                 q->name);
+                        cy_error(cy, k, "queue name '%s' must be 1-64 of [A-Za-z0-9_.-]", q->name);
                         rc = -1;
                 }
                 for (size_t i = 0; i + 1 < c->routing.n_queues; i++) {
@@ -455,7 +459,6 @@ int omr_conf_sec_routing(struct cy *cy, yaml_node_t *v, void *obj)
         };
         return cy_mapping(cy, v, "routing", keys, obj);
 }
-
 
 /* --- agents --------------------------------------------------------------- */
 
@@ -568,9 +571,15 @@ static int agent_capacity(struct cy *cy, yaml_node_t *v, void *obj)
 static int agents_list(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
-                {"id", agent_id},         {"name", agent_name},     {"email", agent_email},
-                {"languages", agent_languages}, {"skills", agent_skills}, {"queues", agent_queues},
-                {"teams", agent_teams},   {"capacity", agent_capacity}, {NULL, NULL},
+                {"id", agent_id},
+                {"name", agent_name},
+                {"email", agent_email},
+                {"languages", agent_languages},
+                {"skills", agent_skills},
+                {"queues", agent_queues},
+                {"teams", agent_teams},
+                {"capacity", agent_capacity},
+                {NULL, NULL},
         };
         struct omr_conf *c = obj;
         if (v->type != YAML_SEQUENCE_NODE) {
@@ -591,9 +600,10 @@ static int agents_list(struct cy *cy, yaml_node_t *v, void *obj)
                         rc = -1;
                         continue;
                 }
-                const char *missing = !a->id ? "id" : !a->n_capacity ? "capacity"
-                                                     : !a->n_queues  ? "queues"
-                                                                     : NULL;
+                const char *missing = !a->id           ? "id"
+                                      : !a->n_capacity ? "capacity"
+                                      : !a->n_queues   ? "queues"
+                                                       : NULL;
                 if (missing) {
                         cy_error(cy, item, "an agent needs '%s'", missing);
                         rc = -1;

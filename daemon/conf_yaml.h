@@ -57,6 +57,9 @@ void omr_conf_free_outbound(struct omr_conf *c);
 int omr_conf_sec_routing(struct cy *cy, yaml_node_t *v, void *conf);
 int omr_conf_sec_agents(struct cy *cy, yaml_node_t *v, void *conf);
 void omr_conf_free_routing(struct omr_conf *c);
+/* Sections defined in conf_notify.c. */
+int omr_conf_sec_notify(struct cy *cy, yaml_node_t *v, void *conf);
+void omr_conf_free_notify(struct omr_conf *c);
 
 /* Pure parsers behind the typed reads (also used by tests). */
 int omr_parse_duration_ms(const char *s, int64_t *out);

@@ -117,6 +117,7 @@ static void on_store_ready(struct omr_store *s, void *arg)
         struct omr_core *core = arg;
         (void)s;
         omr_assign_sync(core->assign);
+        omr_notify_sync(core->notify);
 }
 
 /* --- lifecycle --------------------------------------------------------------- */
@@ -140,8 +141,9 @@ struct omr_core *omr_core_new(struct event_base *base, struct omr_conf *conf)
         core->store = core->metrics ? omr_store_new(base, &conf->redis, core->metrics) : NULL;
         core->outbound = omr_outbound_new(core);
         core->assign = omr_assign_new(core);
+        core->notify = omr_notify_new(core);
         if (core->http == NULL || core->store == NULL || core->fetcher == NULL ||
-            core->outbound == NULL || core->assign == NULL) {
+            core->outbound == NULL || core->assign == NULL || core->notify == NULL) {
                 omr_core_free(core);
                 return NULL;
         }
@@ -193,6 +195,7 @@ int omr_core_start(struct omr_core *core)
         }
         omr_outbound_start(core->outbound);
         omr_assign_start(core->assign);
+        omr_notify_start(core->notify);
         if ((rc = omr_http_start(core->http)) != 0)
                 return rc;
         omr_log(LOG_INFO, "core", "omnirouted " OMR_VERSION " started redis=%s",
@@ -232,6 +235,7 @@ void omr_core_reload(struct omr_core *core)
         core->conf = next;
         omr_log_set_level(next->log_level);
         omr_assign_sync(core->assign);
+        omr_notify_sync(core->notify);
         omr_metrics_inc(core->metrics, OMR_M_CONFIG_RELOADS, "ok", NULL);
         omr_log(LOG_INFO, "conf", "configuration reloaded path=%s rules=%zu adapters=%zu",
                 next->path, next->routing.n_rules, next->api.n_adapters);
@@ -259,6 +263,7 @@ static void finish_shutdown(struct omr_core *core)
         omr_fetcher_free(core->fetcher);
         core->fetcher = NULL;
         omr_assign_stop(core->assign);
+        omr_notify_stop(core->notify);
         omr_store_free(core->store);
         core->store = NULL;
         omr_outbound_free(core->outbound);
@@ -277,7 +282,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         (void)what;
         int64_t now = omr_mono_ms();
         if (omr_http_active(core->http) == 0 && core->ingest_inflight == 0 &&
-            omr_outbound_busy(core->outbound) == 0) {
+            omr_outbound_busy(core->outbound) == 0 && omr_notify_busy(core->notify) == 0) {
                 finish_shutdown(core);
                 return;
         }
@@ -329,9 +334,11 @@ void omr_core_free(struct omr_core *core)
         omr_http_free(core->http);
         omr_fetcher_free(core->fetcher);
         omr_assign_stop(core->assign);
+        omr_notify_stop(core->notify);
         omr_store_free(core->store);
         omr_outbound_free(core->outbound);
         omr_assign_free(core->assign);
+        omr_notify_free(core->notify);
         if (core->drain_ev)
                 event_free(core->drain_ev);
         omr_metrics_free(core->metrics);

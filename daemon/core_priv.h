@@ -46,6 +46,17 @@ void omr_assign_kick(struct omr_core *core, const char *queue);
 void omr_assign_stop(struct omr_assign *a);
 void omr_assign_free(struct omr_assign *a);
 
+/* daemon/notify.c: offers and assignments to agents' webhooks and email,
+ * with retries from Redis. */
+struct omr_notify;
+struct omr_notify *omr_notify_new(struct omr_core *core);
+void omr_notify_start(struct omr_notify *n);
+void omr_notify_sync(struct omr_notify *n);
+/* Deliveries whose outcome is not yet written: shutdown waits for these. */
+size_t omr_notify_busy(const struct omr_notify *n);
+void omr_notify_stop(struct omr_notify *n);
+void omr_notify_free(struct omr_notify *n);
+
 /* The assignment scripts (daemon/<name>.lua, routing.lua in front). */
 struct omr_routing_scripts {
         struct omr_script assign, claim, action, agent, sweep;
@@ -71,6 +82,7 @@ struct omr_core {
         struct omr_fetcher *fetcher;
         struct omr_outbound *outbound;
         struct omr_assign *assign;
+        struct omr_notify *notify;
         struct omr_routing_scripts routing;
         bool stopping;
         bool forced;

@@ -188,7 +188,8 @@ static int post_presence(struct ctl *c, const char *status, struct ctl_response 
         return rc;
 }
 
-static void print_presence(const struct ctl *c, const struct ctl_response *res)
+/* "ana is online until 16:00:05" (or with what, instead of the expiry). */
+static void print_presence(const struct ctl *c, const struct ctl_response *res, const char *what)
 {
         if (c->json) {
                 ctl_print_json(res->json);
@@ -199,7 +200,9 @@ static void print_presence(const struct ctl *c, const struct ctl_response *res)
         ctl_put_safe(stdout, c->agent);
         fputs(" is ", stdout);
         ctl_put_safe(stdout, status ? status : "?");
-        if (json_is_integer(exp) && (!status || strcmp(status, "offline") != 0)) {
+        if (what) {
+                fputs(what, stdout);
+        } else if (json_is_integer(exp) && (!status || strcmp(status, "offline") != 0)) {
                 char when[32];
                 ctl_format_ms(json_integer_value(exp), when, sizeof(when));
                 printf(" until %s", when);
@@ -214,7 +217,7 @@ static int presence_once(struct ctl *c, const char *status)
         struct ctl_response res;
         int rc = post_presence(c, status, &res);
         if (rc == CTL_OK)
-                print_presence(c, &res);
+                print_presence(c, &res, NULL);
         ctl_response_clear(&res);
         return rc;
 }
@@ -311,11 +314,10 @@ static int stay_online(struct ctl *c, int interval)
                 if (rc == CTL_OK) {
                         period = heartbeat_period(interval, &res);
                         if (first) {
-                                print_presence(c, &res);
-                                if (!c->json) {
-                                        printf("renewing every %d s; Ctrl-C logs out\n", period);
-                                        fflush(stdout);
-                                }
+                                char what[64];
+                                snprintf(what, sizeof(what),
+                                         "; renewed every %d s, Ctrl-C logs out", period);
+                                print_presence(c, &res, what);
                         }
                         first = false;
                 } else if (first || permanent(res.status)) {
@@ -335,7 +337,7 @@ static int stay_online(struct ctl *c, int interval)
         set_stop_handlers(SIG_DFL);
         ctl_http_set_abort(c->http, NULL);
         if ((rc = post_presence(c, "offline", &res)) == CTL_OK)
-                print_presence(c, &res);
+                print_presence(c, &res, NULL);
         ctl_response_clear(&res);
         return rc;
 }

@@ -226,17 +226,18 @@ int ctl_cmd_reply(struct ctl *c, int argc, char **argv)
                 return ctl_usage_error(argv[0], "unexpected argument '%s' (quote the text)",
                                        argv[3]);
         const char *conv = argv[1];
+        bool from_stdin = argc == 2 || strcmp(argv[2], "-") == 0;
         char *text = NULL, key[33];
+        if (!from_stdin && argv[2][0] == '\0')
+                return ctl_usage_error(argv[0], "the reply is empty");
         /* the token before the text: nobody types a reply for nothing */
         int rc = ctl_connect(c);
         if (rc != CTL_OK)
                 return rc;
-        if (argc == 3 && strcmp(argv[2], "-") != 0) {
+        if (!from_stdin)
                 text = strdup(argv[2]);
-        } else {
-                if ((rc = read_stdin_text(&text)) != CTL_OK)
-                        return rc;
-        }
+        else if ((rc = read_stdin_text(&text)) != CTL_OK)
+                return rc;
         if (text && text[0] == '\0') {
                 free(text);
                 return ctl_usage_error(argv[0], "the reply is empty");

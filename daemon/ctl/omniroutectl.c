@@ -49,6 +49,16 @@ static const struct command {
         {"transfer", "CONV (--queue Q | --to AGENT) [--reason R]", ctl_cmd_transfer, NEEDS_AGENT},
 };
 
+static const struct option global_opts[] = {
+        {"url", required_argument, NULL, 'u'},
+        {"token-file", required_argument, NULL, 't'},
+        {"agent", required_argument, NULL, 'a'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+};
+
 static void usage(FILE *out)
 {
         fputs("usage: omniroutectl [--url URL] [--token-file FILE] [--agent ID] [--json] COMMAND "
@@ -101,8 +111,14 @@ int ctl_bad_option(const char *cmd, char **argv, int opt)
         const char *word = optind > 0 ? argv[optind - 1] : "";
         char shortopt[3] = {'-', (char)optopt, '\0'};
         const char *what = strncmp(word, "--", 2) == 0 || optopt == 0 ? word : shortopt;
-        return ctl_usage_error(cmd, "%.*s: %s", (int)strcspn(what, "="), what,
+        int len = (int)strcspn(what, "=");
+        bool global = false;
+        for (const struct option *o = global_opts; cmd && o->name; o++)
+                global |= strncmp(what, "--", 2) == 0 && len == (int)strlen(o->name) + 2 &&
+                          strncmp(what + 2, o->name, (size_t)len - 2) == 0;
+        return ctl_usage_error(cmd, "%.*s: %s", len, what,
                                opt == ':' ? "needs a value"
+                               : global   ? "a global option: it goes before the command"
                                : cmd      ? "unknown option for this command"
                                           : "unknown option (a command's options go after it)");
 }
@@ -265,27 +281,25 @@ static const struct command *lookup(int argc, char **argv, int *used)
 
 int main(int argc, char **argv)
 {
-        static const struct option opts[] = {
-                {"url", required_argument, NULL, 'u'},
-                {"token-file", required_argument, NULL, 't'},
-                {"agent", required_argument, NULL, 'a'},
-                {"json", no_argument, NULL, 'j'},
-                {"help", no_argument, NULL, 'h'},
-                {"version", no_argument, NULL, 'V'},
-                {NULL, 0, NULL, 0},
-        };
         struct ctl c = {.url = env("OMNIROUTE_URL"), .agent = env("OMNIROUTE_AGENT")};
         int opt;
 
         token_file = env("OMNIROUTE_TOKEN_FILE");
         opterr = 0;
         /* '+': options end at the command; the command parses the rest */
-        while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        while ((opt = getopt_long(argc, argv, "+:h", global_opts, NULL)) != -1) {
                 switch (opt) {
                 case 'u':
                         c.url = optarg;
                         break;
                 case 't':
+                        /* getopt_long takes "--token X" as an abbreviation
+                         * of --token-file: a token typed on the command line
+                         * would be taken for a path, and shown in errors. */
+                        if (strncmp(argv[optind - (optarg == argv[optind - 1] ? 2 : 1)],
+                                    "--token-file", 12) != 0)
+                                return ctl_usage_error(NULL, "the token is only read from a file: "
+                                                             "--token-file FILE, in full");
                         token_file = optarg;
                         break;
                 case 'a':

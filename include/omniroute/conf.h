@@ -98,8 +98,8 @@ struct omr_conf_queue {
         char *name;
         enum omr_queue_mode mode;
         enum omr_strategy strategy;
-        bool sticky;             /* push: prefer the customer's last agent */
-        bool match_language;     /* the agent must speak the detected language */
+        bool sticky;              /* push: prefer the customer's last agent */
+        bool match_language;      /* the agent must speak the detected language */
         int64_t offer_timeout_ms; /* push: 0 assigns without an offer */
         int64_t claim_timeout_ms; /* pull: an unaccepted claim is re-offered after it */
         int line;
@@ -185,6 +185,42 @@ struct omr_conf_vonage_account {
         int line;
 };
 
+enum omr_notify_format { OMR_NOTIFY_JSON, OMR_NOTIFY_SLACK };
+
+/* An agent tool's webhook: receives the events of the agents it covers. */
+struct omr_conf_webhook {
+        char *name;
+        char *url; /* from url or url_file (Slack's URLs are secrets) */
+        enum omr_notify_format format;
+        unsigned char *secret; /* signs deliveries like inbound webhooks; NULL: unsigned */
+        size_t secret_len;
+        char **teams, **agents, **events;
+        size_t n_teams, n_agents, n_events;
+        int line;
+};
+
+enum omr_starttls { OMR_STARTTLS_DISABLED, OMR_STARTTLS_ENABLED, OMR_STARTTLS_REQUIRED };
+
+/* Email to agents (libesmtp, off the loop). */
+struct omr_conf_mail {
+        char *server; /* host:port; NULL: no email */
+        char *from;
+        char *user;
+        char *password; /* from password_file */
+        enum omr_starttls starttls;
+        int64_t timeout_ms;
+        char **events;
+        size_t n_events;
+};
+
+struct omr_conf_notify {
+        struct omr_conf_webhook *webhooks;
+        size_t n_webhooks;
+        struct omr_conf_mail mail;
+        int64_t give_up_after_ms;
+        int64_t request_timeout_ms;
+};
+
 struct omr_conf {
         char *path;
         int log_level;
@@ -193,6 +229,7 @@ struct omr_conf {
         struct omr_conf_api api;
         struct omr_conf_routing routing;
         struct omr_conf_agents agents;
+        struct omr_conf_notify notify;
         struct omr_conf_token *tokens;
         size_t n_tokens;
         struct omr_conf_outbound outbound;

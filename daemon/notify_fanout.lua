@@ -1,0 +1,64 @@
+-- notify_fanout.lua — turn new events into deliveries to agents' tools
+-- (daemon/notify.c). routing.lua is prepended (R).
+--
+-- Reading the events (as group `notify`), creating the deliveries and
+-- acknowledging happen in one script: no event is read and then lost, and
+-- with several daemons each event fans out once.
+--
+-- ARGV: 1 prefix, 2 now (ms), 3 consumer, 4 most events to read,
+--       5 targets JSON: [{name, kind: webhook|email, teams: [], agents: [], events: []}]
+-- Returns the number of deliveries created.
+
+local now, consumer = ARGV[2], ARGV[3]
+local targets = cjson.decode(ARGV[5])
+local events_key = R.key('events')
+local due_key = R.key('notify', 'due')
+
+if redis.call('EXISTS', events_key) == 0 then return 0 end
+local ok = pcall(redis.call, 'XGROUP', 'CREATE', events_key, 'notify', '$')
+local _ = ok -- BUSYGROUP: already there
+
+local batch = redis.call('XREADGROUP', 'GROUP', 'notify', consumer, 'COUNT', ARGV[4],
+  'STREAMS', events_key, '>')
+if not batch or not batch[1] then return 0 end
+
+local function member(list, x)
+  for _, v in ipairs(list or {}) do if v == x then return true end end
+  return false
+end
+
+local made = 0
+for _, e in ipairs(batch[1][2]) do
+  local id, f = e[1], {}
+  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+  local agent_id = f.to_agent and f.type == 'conversation.transferred' and f.to_agent
+    or f.agent_id
+  if agent_id and agent_id ~= '' then
+    local a = R.hash(R.key('agent', agent_id))
+    local teams = R.list(a.teams)
+    local conv = f.conversation_id and R.hash(R.conv_key(f.conversation_id)) or {}
+    for _, t in ipairs(targets) do
+      local wanted = member(t.events, f.type)
+      local covers = (#(t.agents or {}) == 0 and #(t.teams or {}) == 0)
+        or member(t.agents, agent_id)
+      for _, team in ipairs(teams) do covers = covers or member(t.teams, team) end
+      local to = t.kind == 'email' and (a.email or '') or ''
+      if wanted and covers and (t.kind ~= 'email' or to ~= '') then
+        local did = id .. ':' .. t.name
+        local payload = cjson.encode({
+          delivery_id = did, event_id = id, event = f,
+          agent = {id = agent_id, name = a.name or agent_id},
+          conversation = {id = conv.id, channel = conv.channel, status = conv.status,
+            queue = conv.queue, priority = conv.priority, language = conv.language,
+            customer_name = conv.customer_name, customer_handle = conv.customer_handle}})
+        redis.call('HSET', R.key('notify', did), 'delivery_id', did, 'target', t.name,
+          'kind', t.kind, 'to', to, 'payload', payload, 'attempts', 0, 'status', 'pending',
+          'created_at', now, 'updated_at', now)
+        redis.call('ZADD', due_key, now, did)
+        made = made + 1
+      end
+    end
+  end
+  redis.call('XACK', events_key, 'notify', id)
+end
+return made
