@@ -16,6 +16,7 @@
 
 #include "core_priv.h"
 #include "omniroute/log.h"
+#include "omniroute/metrics.h"
 #include "omniroute/timefmt.h"
 
 extern const char omr_assign_lua[], omr_claim_lua[], omr_conv_action_lua[], omr_agent_lua[],
@@ -235,6 +236,8 @@ static void on_dispatched(const redisReply *r, const char *error, void *arg)
                 omr_log(LOG_ERR, "assign", "dispatch failed queue=%s error=\"%s\"", d->queue,
                         r->str);
         } else if (error == NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+                for (long long i = 0; i < r->element[0]->integer; i++)
+                        omr_metrics_inc(a->core->metrics, OMR_M_DISPATCHED, d->queue, NULL);
                 if (r->element[0]->integer > 0)
                         omr_log(LOG_DEBUG, "assign", "dispatched queue=%s offers=%lld", d->queue,
                                 r->element[0]->integer);

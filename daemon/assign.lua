@@ -42,7 +42,23 @@ for _, id in ipairs(redis.call('ZRANGE', wkey, 0, tonumber(ARGV[6]) - 1)) do
   if c.status ~= 'open' or c.queue ~= q then
     redis.call('ZREM', wkey, id) -- stale: moved or taken since it was queued
   else
-    local a = R.select(agents, R.conv_view(c), sel)
+    local view = R.conv_view(c)
+    local a = R.select(agents, view, sel)
+    if not a and next(view.declined) then
+      -- Everyone who fits has declined or let an offer lapse: go round
+      -- again, to someone other than the last one if possible.
+      local d = R.list(c.declined)
+      view.declined = {[d[#d]] = true}
+      a = R.select(agents, view, sel)
+      if not a then
+        view.declined = {}
+        a = R.select(agents, view, sel)
+      end
+      if a then
+        c.declined = '[]'
+        redis.call('HSET', R.conv_key(id), 'declined', '[]')
+      end
+    end
     if a then
       R.give(c, a, 'push', conf.offer_timeout, opts)
       if conf.strategy == 'round_robin' then

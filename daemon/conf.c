@@ -461,6 +461,7 @@ static const struct cy_key top_keys[] = {
         {"routing", omr_conf_sec_routing},
         {"agents", omr_conf_sec_agents},
         {"notify", omr_conf_sec_notify},
+        {"calendars", omr_conf_sec_calendars},
         {"api", omr_conf_sec_api},
         {"outbound", omr_conf_sec_outbound},
         {NULL, NULL},
@@ -503,6 +504,8 @@ struct omr_conf *omr_conf_load_buffer(const char *path, const char *buf, size_t 
         }
         yaml_document_delete(&cy.doc);
         yaml_parser_delete(&parser);
+        if (errs->n == 0 && c->path)
+                omr_conf_resolve_routing(c, errs);
         if (errs->n > 0 || c->path == NULL) {
                 omr_conf_free(c);
                 return NULL;

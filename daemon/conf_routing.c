@@ -236,6 +236,26 @@ static int rule_skills(struct cy *cy, yaml_node_t *v, void *obj)
         return skill_list(cy, v, "rules[].skills", &r->skills, &r->n_skills);
 }
 
+static int rule_calendar(struct cy *cy, yaml_node_t *v, struct omr_rule *r, bool open)
+{
+        if (r->calendar_name) {
+                cy_error(cy, v, "give either 'business_hours' or 'outside_business_hours'");
+                return -1;
+        }
+        r->want_open = open;
+        return cy_string(cy, v, "rules[].business_hours", &r->calendar_name);
+}
+
+static int rule_business_hours(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        return rule_calendar(cy, v, obj, true);
+}
+
+static int rule_outside_hours(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        return rule_calendar(cy, v, obj, false);
+}
+
 static int routing_rules(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
@@ -251,6 +271,8 @@ static int routing_rules(struct cy *cy, yaml_node_t *v, void *obj)
                 {"queue", rule_queue},
                 {"priority", rule_priority},
                 {"skills", rule_skills},
+                {"business_hours", rule_business_hours},
+                {"outside_business_hours", rule_outside_hours},
                 {NULL, NULL},
         };
         struct omr_conf *c = obj;
@@ -642,6 +664,168 @@ int omr_conf_sec_agents(struct cy *cy, yaml_node_t *v, void *obj)
         return cy_mapping(cy, v, "agents", keys, obj);
 }
 
+/* --- calendars --------------------------------------------------------------- */
+
+static const char *const DAYS[7] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
+
+static int cal_timezone(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_calendar *cal = obj;
+        if (cy_string(cy, v, "calendars.<name>.timezone", &cal->timezone))
+                return -1;
+        if (omr_calendar_set_timezone(cal, cal->timezone) != 0) {
+                cy_error(cy, v, "unknown time zone '%s' (an IANA name like Europe/Paris)",
+                         cal->timezone);
+                return -1;
+        }
+        return 0;
+}
+
+static int cal_hours(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_calendar *cal = obj;
+        if (v->type != YAML_MAPPING_NODE) {
+                cy_error(cy, v, "'hours' maps days (mon … sun) to ranges like \"09:00-17:30\"");
+                return -1;
+        }
+        int rc = 0;
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+             p++) {
+                yaml_node_t *k = yaml_document_get_node(&cy->doc, p->key);
+                yaml_node_t *val = yaml_document_get_node(&cy->doc, p->value);
+                const char *day = cy_scalar(cy, k, "hours key");
+                int d = 0;
+                while (day && d < 7 && strcmp(DAYS[d], day) != 0)
+                        d++;
+                if (day == NULL || d == 7) {
+                        if (day)
+                                cy_error(cy, k, "'%s' is not a day (mon, tue, … sun)", day);
+                        rc = -1;
+                        continue;
+                }
+                if (cal->hours[d]) {
+                        cy_error(cy, k, "'%s' is given twice", day);
+                        rc = -1;
+                        continue;
+                }
+                char **ranges = NULL;
+                size_t n = 0;
+                if (cy_string_list(cy, val, "hours.<day>", &ranges, &n)) {
+                        rc = -1;
+                        continue;
+                }
+                cal->hours[d] = calloc(n ? n : 1, sizeof(*cal->hours[d]));
+                for (size_t i = 0; cal->hours[d] && i < n; i++) {
+                        if (omr_hours_range_parse(ranges[i], &cal->hours[d][cal->n_hours[d]]) !=
+                            0) {
+                                cy_error(cy, val,
+                                         "'%s' is not a range like 09:00-17:30 (22:00-06:00 runs "
+                                         "past midnight)",
+                                         ranges[i]);
+                                rc = -1;
+                        } else {
+                                cal->n_hours[d]++;
+                        }
+                }
+                free_list(ranges, n);
+        }
+        return rc;
+}
+
+static int cal_holidays(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_calendar *cal = obj;
+        char **dates = NULL;
+        size_t n = 0;
+        if (cy_string_list(cy, v, "calendars.<name>.holidays", &dates, &n))
+                return -1;
+        cal->holidays = calloc(n ? n : 1, sizeof(*cal->holidays));
+        int rc = cal->holidays ? 0 : -1;
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+                if (omr_holiday_parse(dates[i], &cal->holidays[cal->n_holidays]) != 0) {
+                        cy_error(cy, v, "'%s' is not a date (YYYY-MM-DD, or MM-DD for every year)",
+                                 dates[i]);
+                        rc = -1;
+                } else {
+                        cal->n_holidays++;
+                }
+        }
+        free_list(dates, n);
+        return rc;
+}
+
+int omr_conf_sec_calendars(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        static const struct cy_key keys[] = {
+                {"timezone", cal_timezone},
+                {"hours", cal_hours},
+                {"holidays", cal_holidays},
+                {NULL, NULL},
+        };
+        struct omr_conf *c = obj;
+        if (v->type != YAML_MAPPING_NODE) {
+                cy_error(cy, v, "'calendars' maps calendar names to their settings");
+                return -1;
+        }
+        size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        c->calendars = calloc(n ? n : 1, sizeof(*c->calendars));
+        if (c->calendars == NULL)
+                return -1;
+        int rc = 0;
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+             p++) {
+                yaml_node_t *k = yaml_document_get_node(&cy->doc, p->key);
+                yaml_node_t *val = yaml_document_get_node(&cy->doc, p->value);
+                struct omr_calendar *cal = &c->calendars[c->n_calendars];
+                cal->line = cy_line(k);
+                if (cy_string(cy, k, "calendars key", &cal->name)) {
+                        rc = -1;
+                        continue;
+                }
+                c->n_calendars++;
+                for (size_t i = 0; i + 1 < c->n_calendars; i++)
+                        if (strcmp(c->calendars[i].name, cal->name) == 0) {
+                                cy_error(cy, k, "calendar '%s' is defined twice", cal->name);
+                                rc = -1;
+                        }
+                if (cy_mapping(cy, val, "calendars.<name>", keys, cal)) {
+                        rc = -1;
+                } else if (cal->tz == NULL) {
+                        cy_error(cy, k, "calendar '%s' needs a 'timezone'", cal->name);
+                        rc = -1;
+                }
+        }
+        return rc;
+}
+
+const struct omr_calendar *omr_conf_calendar(const struct omr_conf *c, const char *name)
+{
+        for (size_t i = 0; i < c->n_calendars; i++)
+                if (strcmp(c->calendars[i].name, name) == 0)
+                        return &c->calendars[i];
+        return NULL;
+}
+
+/* Rules name calendars that may be defined later in the file. */
+int omr_conf_resolve_routing(struct omr_conf *c, struct omr_conf_errors *errs)
+{
+        int rc = 0;
+        for (size_t i = 0; i < c->routing.n_rules; i++) {
+                struct omr_rule *r = &c->routing.rules[i];
+                if (r->calendar_name == NULL)
+                        continue;
+                r->calendar = omr_conf_calendar(c, r->calendar_name);
+                if (r->calendar == NULL && errs->n < OMR_CONF_MAX_ERRORS) {
+                        snprintf(errs->msg[errs->n++], sizeof(errs->msg[0]),
+                                 "%s:%d: rule '%s' names calendar '%s', which 'calendars' does "
+                                 "not define",
+                                 c->path, r->line, r->name ? r->name : "", r->calendar_name);
+                        rc = -1;
+                }
+        }
+        return rc;
+}
+
 /* --- lookups and free ------------------------------------------------------ */
 
 const struct omr_conf_queue *omr_conf_queue(const struct omr_conf *c, const char *name)
@@ -685,6 +869,7 @@ void omr_conf_free_routing(struct omr_conf *c)
                 free_list(r->languages, r->n_languages);
                 free_list(r->skills, r->n_skills);
                 pcre2_code_free(r->regex);
+                free(r->calendar_name);
                 free(r->regex_src);
                 free(r->queue);
         }
@@ -707,4 +892,7 @@ void omr_conf_free_routing(struct omr_conf *c)
                 free(a->capacity);
         }
         free(c->agents.list);
+        for (size_t i = 0; i < c->n_calendars; i++)
+                omr_calendar_clear(&c->calendars[i]);
+        free(c->calendars);
 }

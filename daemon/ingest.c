@@ -175,6 +175,7 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
                 .text = joined,
                 .folded_text = joined ? omr_text_fold(joined) : NULL,
                 .vip = omr_conf_is_vip(conf, msg->customer.id, msg->customer.handle),
+                .now_ms = msg->received_at,
         };
         omr_route(&conf->routing, msg, &in, &d);
         dr = d;

@@ -44,6 +44,12 @@ static const struct {
         [OMR_M_REPLIES] = {"omr_replies_total",
                            "Agent replies by connector and outcome.",
                            {"connector", "outcome"}},
+        [OMR_M_DISPATCHED] = {"omr_dispatched_total",
+                              "Conversations this daemon offered or assigned in push queues.",
+                              {"queue", NULL}},
+        [OMR_M_NOTIFY] = {"omr_notify_attempts_total",
+                          "Notification attempts to agents' tools by outcome.",
+                          {"kind", "outcome"}},
 };
 
 static const struct {

@@ -25,6 +25,7 @@
 #include "mailer.h"
 #include "omniroute/fetch.h"
 #include "omniroute/log.h"
+#include "omniroute/metrics.h"
 #include "omniroute/signature.h"
 #include "omniroute/timefmt.h"
 
@@ -48,6 +49,7 @@ struct omr_notify {
 
 struct attempt {
         struct omr_notify *n;
+        const char *kind; /* "webhook" | "email": static */
         char *id, *target, *payload;
         int attempts;
         int64_t created_at;
@@ -110,6 +112,7 @@ static void finish(struct attempt *a, bool ok, bool retryable, long status, cons
                         next = now + wait;
                 }
         }
+        omr_metrics_inc(n->core->metrics, OMR_M_NOTIFY, a->kind, outcome);
         if (ok)
                 omr_log(LOG_DEBUG, "notify", "delivered id=%s target=%s", a->id, a->target);
         else
@@ -303,12 +306,14 @@ static void send_one(struct omr_notify *n, const redisReply *d)
         a->attempts = (int)d->element[5]->integer;
         a->created_at = strtoll(d->element[6]->str, NULL, 10);
         n->in_flight++;
+        a->kind = "webhook";
         if (!a->id || !a->target || !a->payload) {
                 finish(a, false, true, 0, "out of memory", -1);
                 return;
         }
         json_t *p = json_loads(a->payload, 0, NULL);
         const char *kind = d->element[2]->str;
+        a->kind = strcmp(kind, "email") == 0 ? "email" : "webhook";
         const struct omr_conf_webhook *w = webhook(n->core->conf, a->target);
         if (p == NULL)
                 finish(a, false, false, 0, "stored payload is not JSON", -1);

@@ -78,6 +78,8 @@ static bool rule_matches(const struct omr_rule *r, const struct omr_message *m,
         }
         if (r->regex && !(in->text && regex_matches(r, in->text)))
                 return false;
+        if (r->calendar && omr_calendar_is_open(r->calendar, in->now_ms) != r->want_open)
+                return false;
         return true;
 }
 

@@ -5,6 +5,8 @@
 #ifndef OMR_ROUTER_H
 #define OMR_ROUTER_H
 
+#include <stdint.h>
+
 #include "omniroute/conf.h"
 #include "omniroute/message.h"
 
@@ -20,6 +22,7 @@ struct omr_route_input {
         const char *folded_text; /* omr_text_fold(text); NULL matches no keyword */
         bool vip;                /* on routing.customers.vip */
         bool returning;          /* the customer has written before */
+        int64_t now_ms;          /* for business-hours conditions */
 };
 
 void omr_route(const struct omr_conf_routing *routing, const struct omr_message *m,

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "omniroute/calendar.h"
 #include "omniroute/message.h"
 
 #define OMR_CONF_MAX_ERRORS 32
@@ -87,6 +88,9 @@ struct omr_rule {
         bool has_priority;
         char **skills; /* required of the agent; lower-case */
         size_t n_skills;
+        char *calendar_name;                 /* business_hours / outside_business_hours */
+        bool want_open;                      /* true: business_hours (open); false: outside them */
+        const struct omr_calendar *calendar; /* resolved after load; borrowed */
 };
 
 enum omr_queue_mode { OMR_QUEUE_PULL, OMR_QUEUE_PUSH };
@@ -230,6 +234,8 @@ struct omr_conf {
         struct omr_conf_routing routing;
         struct omr_conf_agents agents;
         struct omr_conf_notify notify;
+        struct omr_calendar *calendars;
+        size_t n_calendars;
         struct omr_conf_token *tokens;
         size_t n_tokens;
         struct omr_conf_outbound outbound;
@@ -265,6 +271,7 @@ bool omr_conf_valid_agent_id(const char *id);
 /* The queue's settings; the defaults for a queue the config does not list. */
 const struct omr_conf_queue *omr_conf_queue(const struct omr_conf *c, const char *name);
 const struct omr_conf_agent *omr_conf_agent(const struct omr_conf *c, const char *id);
+const struct omr_calendar *omr_conf_calendar(const struct omr_conf *c, const char *name);
 /* Whether a customer id or handle is on routing.customers.vip. */
 bool omr_conf_is_vip(const struct omr_conf *c, const char *id, const char *handle);
 const char *omr_strategy_name(enum omr_strategy s);

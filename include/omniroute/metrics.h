@@ -17,6 +17,8 @@ enum omr_counter {
         OMR_M_REDIS_TIMEOUTS,   /* no labels */
         OMR_M_CONFIG_RELOADS,   /* labels: result (ok|refused) */
         OMR_M_REPLIES,          /* labels: connector, outcome (sent|failed|retried) */
+        OMR_M_DISPATCHED,       /* labels: queue (push conversations offered/assigned) */
+        OMR_M_NOTIFY,           /* labels: kind (webhook|email), outcome (delivered|retry|failed) */
         OMR_M__COUNTERS
 };
 

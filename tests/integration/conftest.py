@@ -657,22 +657,108 @@ def daemon(start_daemon, make_config):
 # Redis-side helpers
 
 
-def queue_entries(rdb, queue="general"):
-    """[(entry id, fields, message dict)] of omr:queue:<queue> via XRANGE."""
+# Queue layout (daemon/routing.lua, R.enqueue). A pull queue (every
+# queue not declared `mode: push`) is one stream per priority band
+# omr:queue:<q>:<band> (consumer group `agents`), one entry per work item: a
+# conversation entering the queue (kind new | reopened | transferred |
+# declined | requeued), never a follow-up message. Beside them:
+# omr:queue:<q>:waiting (zset), :conf (hash), :agents (set), :rr.
+# Every message, first or follow-up, is in omr:conv:{C}:log.
+
+BANDS = ("urgent", "high", "normal", "low")
+
+
+def band_key(queue, band):
+    assert band in BANDS, band
+    return f"omr:queue:{queue}:{band}"
+
+
+def _message_of(fields):
+    raw = fields.get("message", "")
+    return json.loads(raw) if raw else None
+
+
+def queue_entries(rdb, queue="general", band=None):
+    """[(entry id, fields, message dict or None)] of pull queue `queue`: the
+    band stream omr:queue:<queue>:<band>, or all four in band order
+    (urgent, high, normal, low) when band is None, via XRANGE. `message` is
+    the JSON of the message that made the work item (None when the entry
+    carries none, e.g. a transfer)."""
     out = []
-    for eid, fields in rdb.xrange(f"omr:queue:{queue}"):
-        out.append((eid, fields, json.loads(fields["message"])))
+    for b in (BANDS if band is None else (band,)):
+        for eid, fields in rdb.xrange(band_key(queue, b)):
+            out.append((eid, fields, _message_of(fields)))
     return out
 
 
+def work_items(rdb, conv_id, queue="general"):
+    """The entries of queue_entries(rdb, queue) for one conversation."""
+    return [e for e in queue_entries(rdb, queue) if e[1].get("conversation_id") == conv_id]
+
+
+def waiting(rdb, queue="general"):
+    """Conversation ids in omr:queue:<queue>:waiting, next first."""
+    return rdb.zrange(f"omr:queue:{queue}:waiting", 0, -1)
+
+
+def conv_log(rdb, conv_id):
+    """[(entry id, fields, message dict or None)] of omr:conv:{C}:log."""
+    return [(eid, f, _message_of(f)) for eid, f in rdb.xrange(f"omr:conv:{{{conv_id}}}:log")]
+
+
+def logged_messages(rdb, direction="in"):
+    """[(conversation id, entry id, fields, message dict)] of every message
+    in every conversation log omr:conv:{C}:log (direction "in" by default,
+    None for all): where each stored message is, first or follow-up."""
+    out = []
+    for key in sorted(rdb.scan_iter(match="omr:conv:*:log", count=1000)):
+        conv = key[len("omr:conv:{"):-len("}:log")]
+        for eid, f in rdb.xrange(key):
+            if direction is None or f.get("direction") == direction:
+                out.append((conv, eid, f, _message_of(f)))
+    return out
+
+
+def assert_one_work_item(rdb, conv_id, queue="general", kind="new", band=None):
+    """The queue holds exactly one work item for the conversation (of that
+    kind, in that band if given) and the conversation waits in it. Returns
+    (entry id, fields, message dict or None)."""
+    items = work_items(rdb, conv_id, queue)
+    assert len(items) == 1, f"expected one work item for {conv_id} in {queue}, found {items!r}"
+    eid, f, m = items[0]
+    assert f["kind"] == kind, f
+    if band is not None:
+        assert rdb.xrange(band_key(queue, band), eid, eid), f"{eid} is not in band {band}: {f!r}"
+    assert conv_id in waiting(rdb, queue), (conv_id, waiting(rdb, queue))
+    return items[0]
+
+
+def _size(rdb, key):
+    t = rdb.type(key)
+    n = {"stream": rdb.xlen, "zset": rdb.zcard, "set": rdb.scard, "hash": rdb.hlen,
+         "list": rdb.llen, "string": rdb.strlen}.get(t, lambda k: None)(key)
+    return t, n
+
+
 def store_snapshot(rdb):
-    """Everything an accepted message would add: queue lengths, event
-    count, dedup and conversation keys."""
-    queues = {k: rdb.xlen(k) for k in rdb.scan_iter(match="omr:queue:*", count=1000)}
+    """Everything an accepted message would add: every queue key with its
+    type and size (band streams, waiting sets, ...; not the :conf hashes
+    and empty streams the daemon publishes on connect), the length of every
+    conversation log (a follow-up adds to an existing one), event count,
+    dedup, thread, customer and conversation keys."""
+    queues = {}
+    for k in rdb.scan_iter(match="omr:queue:*", count=1000):
+        t, n = _size(rdb, k)
+        if k.endswith(":conf") or (t == "stream" and n == 0):
+            continue
+        queues[k] = (t, n)
     return {
         "queues": queues,
+        "logs": {k: rdb.xlen(k) for k in rdb.scan_iter(match="omr:conv:*:log", count=1000)},
         "events": rdb.xlen("omr:events") if rdb.exists("omr:events") else 0,
         "dedup": sorted(rdb.scan_iter(match="omr:dedup:*", count=1000)),
+        "threads": sorted(rdb.scan_iter(match="omr:thread:*", count=1000)),
+        "customers": sorted(rdb.scan_iter(match="omr:customer:*", count=1000)),
         "conv": sorted(rdb.scan_iter(match="omr:conv:*", count=1000)),
     }
 

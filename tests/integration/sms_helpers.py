@@ -280,19 +280,61 @@ def assert_vonage_ok(resp):
 # Redis-side lookups
 
 
+_BAND_KEY = re.compile(r"^omr:queue:(.+):(urgent|high|normal|low)$")
+
+
+def _message_of(fields):
+    raw = fields.get("message", "")
+    return json.loads(raw) if raw else None
+
+
 def all_queue_messages(rdb):
-    """[(queue, entry id, fields, message dict)] over every omr:queue:*."""
+    """[(queue, entry id, fields, message dict or None)] over every pull-queue
+    band stream omr:queue:<queue>:<band>: one entry per work item (a
+    conversation entering a queue), not per message."""
     out = []
     for key in sorted(rdb.scan_iter(match="omr:queue:*", count=1000)):
-        if rdb.type(key) != "stream":
+        m = _BAND_KEY.match(key)
+        if not m:
             continue
         for eid, fields in rdb.xrange(key):
-            out.append((key[len("omr:queue:"):], eid, fields, json.loads(fields["message"])))
+            out.append((m.group(1), eid, fields, _message_of(fields)))
+    return out
+
+
+def all_logged_messages(rdb):
+    """[(conversation id, entry id, message dict)] of every inbound message
+    in every conversation log omr:conv:{C}:log (first or follow-up)."""
+    out = []
+    for key in sorted(rdb.scan_iter(match="omr:conv:*:log", count=1000)):
+        conv = key[len("omr:conv:{"):-len("}:log")]
+        for eid, f in rdb.xrange(key):
+            if f.get("direction") == "in":
+                out.append((conv, eid, _message_of(f)))
     return out
 
 
 def stored_by_external_id(rdb, external_id):
-    return [(q, f, m) for q, _, f, m in all_queue_messages(rdb) if m.get("external_id") == external_id]
+    """[(queue, fields, message dict)] for every stored inbound message with
+    this external id, found in the conversation logs (where every message
+    lands). queue: the conversation's queue; fields: the queue entry (work
+    item) the message opened, None for a follow-up (which adds none)."""
+    work = {}
+    for q, _, f, m in all_queue_messages(rdb):
+        if m is not None:
+            work.setdefault(m["id"], []).append((q, f))
+    out = []
+    for conv, _, m in all_logged_messages(rdb):
+        if m.get("external_id") != external_id:
+            continue
+        assert m["conversation_id"] == conv, (conv, m)
+        queue = rdb.hget(conv_key(conv), "queue")
+        items = work.get(m["id"], [])
+        assert len(items) <= 1, f"message {m['id']} made {len(items)} queue entries: {items!r}"
+        if items:
+            assert items[0][0] == queue, f"work item in {items[0][0]}, conversation in {queue}"
+        out.append((queue, items[0][1] if items else None, m))
+    return out
 
 
 def stored_one(rdb, external_id):

@@ -5,7 +5,7 @@ import threading
 
 import requests
 
-from conftest import assert_stored_ok, payload, queue_entries, store_snapshot, uid
+from conftest import assert_stored_ok, payload, queue_entries, store_snapshot, uid, waiting
 
 
 def test_second_post_is_a_duplicate_with_the_same_ids(daemon, rdb):
@@ -30,6 +30,7 @@ def test_second_post_is_a_duplicate_with_the_same_ids(daemon, rdb):
     assert store_snapshot(rdb) == snap
     entries = queue_entries(rdb)
     assert [m["external_id"] for _, _, m in entries] == [p["external_id"]]
+    assert waiting(rdb) == [first["conversation_id"]]
     conv = rdb.hgetall(f"omr:conv:{{{first['conversation_id']}}}")
     assert int(conv["message_count"]) == 1, conv
     assert rdb.xlen(f"omr:conv:{{{first['conversation_id']}}}:log") == 1
@@ -71,11 +72,21 @@ def test_concurrent_duplicates_store_exactly_one(daemon, rdb):
     assert sum(1 for b in bodies if b["duplicate"] is False) == 1, bodies
     assert len({(b["conversation_id"], b["message_id"]) for b in bodies}) == 1, bodies
 
+    conv = bodies[0]["conversation_id"]
     entries = queue_entries(rdb)
     assert len(entries) == 1, entries
     assert entries[0][2]["external_id"] == p["external_id"]
-    assert rdb.xlen(f"omr:conv:{{{bodies[0]['conversation_id']}}}:log") == 1
+    assert entries[0][1]["conversation_id"] == conv
+    assert waiting(rdb) == [conv]
+    assert rdb.xlen(f"omr:conv:{{{conv}}}:log") == 1
     events = [f for _, f in rdb.xrange("omr:events")]
-    assert events and all(f["message_id"] == bodies[0]["message_id"] for f in events), events
-    assert [f["type"] for f in events].count("conversation.opened") == 1, events
-    assert [f["type"] for f in events].count("message.received") <= 1, events
+    # All about this one message: its conversation opened and was queued
+    # once (conversation.queued names no message).
+    assert events and all(f["conversation_id"] == conv for f in events), events
+    assert all(f.get("message_id", bodies[0]["message_id"]) == bodies[0]["message_id"]
+               for f in events), events
+    types = [f["type"] for f in events]
+    assert types.count("conversation.opened") == 1, events
+    assert types.count("conversation.queued") == 1, events
+    assert types.count("message.received") <= 1, events
+    assert set(types) <= {"conversation.opened", "conversation.queued", "message.received"}, events

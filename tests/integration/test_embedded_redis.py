@@ -7,8 +7,8 @@ import time
 import pytest
 import redis as redis_py
 
-from conftest import (assert_stored_ok, base_config, children_of, cmdline, free_port, payload,
-                      proc_state, wait_until)
+from conftest import (assert_stored_ok, band_key, base_config, children_of, cmdline, free_port,
+                      payload, proc_state, queue_entries, wait_until)
 
 
 def _redis_descendants(pid):
@@ -48,10 +48,10 @@ def test_embedded_redis_stores_and_stops(start_daemon, secrets_dir, tmp_path):
     socks = sorted(emb.glob("*.sock"))
     assert socks, f"no unix socket in {emb}: {sorted(p.name for p in emb.iterdir())}"
     c = redis_py.Redis(unix_socket_path=str(socks[0]), decode_responses=True, socket_timeout=5)
-    entries = c.xrange("omr:queue:general")
-    assert [f["message_id"] for _, f in entries] == [j["message_id"]], entries
+    entries = queue_entries(c, "general")
+    assert [m["id"] for _, _, m in entries] == [j["message_id"]], entries
     assert c.hgetall(f"omr:conv:{{{j['conversation_id']}}}")["queue"] == "general"
-    got = c.xreadgroup("agents", "a1", {"omr:queue:general": ">"}, count=5)
+    got = c.xreadgroup("agents", "a1", {band_key("general", "normal"): ">"}, count=5)
     assert got and len(got[0][1]) == 1
     c.close()
 

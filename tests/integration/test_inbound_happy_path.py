@@ -4,8 +4,8 @@ import json
 import time
 from datetime import datetime
 
-from conftest import (RFC3339_MS_RE, SECRETS, ULID_RE, assert_stored_ok, payload, queue_entries,
-                      uid)
+from conftest import (RFC3339_MS_RE, SECRETS, ULID_RE, assert_stored_ok, band_key, payload,
+                      queue_entries, uid, waiting)
 
 
 def _full_payload():
@@ -42,19 +42,24 @@ def test_signed_post_is_stored_and_readable_by_agents(daemon, rdb):
     conv, mid = j["conversation_id"], j["message_id"]
     assert conv != mid
 
-    # An agent reads it with the consumer group the daemon created.
-    got = rdb.xreadgroup("agents", "agent-1", {"omr:queue:general": ">"}, count=10, block=1000)
-    assert got, "XREADGROUP GROUP agents returned nothing on omr:queue:general"
+    # An agent reads it with the consumer group the daemon created, from the
+    # queue's band for its priority.
+    stream_key = band_key("general", "normal")
+    got = rdb.xreadgroup("agents", "agent-1", {stream_key: ">"}, count=10, block=1000)
+    assert got, f"XREADGROUP GROUP agents returned nothing on {stream_key}"
     [(stream, entries)] = got
-    assert stream == "omr:queue:general"
+    assert stream == stream_key
     assert len(entries) == 1, entries
     eid, f = entries[0]
     assert f["conversation_id"] == conv
-    assert f["message_id"] == mid
     assert f["kind"] == "new"
     assert f["channel"] == "sms"
     assert f["provider"] == "api:shop"
     assert f["priority"] == "normal"
+    assert before_ms - 1000 <= int(f["enqueued_at"]) <= after_ms + 1000, f
+    # The other bands are empty, and the conversation waits for an agent.
+    assert [e for e in queue_entries(rdb) if e[0] != eid] == []
+    assert waiting(rdb) == [conv]
 
     m = json.loads(f["message"])
     assert m["conversation_id"] == conv
@@ -90,6 +95,7 @@ def test_signed_post_is_stored_and_readable_by_agents(daemon, rdb):
     assert h["customer_handle"] == "+15550009001"
     assert h["status"] == "open"
     assert h["queue"] == "general"
+    assert (h["work_key"], h["work_id"]) == (stream_key, eid), h
     assert h["priority"] == "normal"
     assert h.get("rule", None) == "", f"default route must have rule '' : {h!r}"
     assert int(h["message_count"]) == 1
@@ -106,20 +112,24 @@ def test_signed_post_is_stored_and_readable_by_agents(daemon, rdb):
     lm = json.loads(lf["message"])
     assert lm["id"] == mid and lm["external_id"] == p["external_id"] and lm["text"] == p["text"]
 
-    # Events.
+    # Events: the conversation opened, then entered its queue. Whether a
+    # conversation's first message also gets "message.received" is not
+    # specified, so require those two in order and nothing foreign.
     ev = [f for _, f in rdb.xrange("omr:events") if f.get("conversation_id") == conv]
     types = [f["type"] for f in ev]
-    # The contract names two event types; whether a conversation's first
-    # message also gets "message.received" is not specified, so require the
-    # opening event and nothing foreign.
-    assert "conversation.opened" in types, ev
-    assert set(types) <= {"conversation.opened", "message.received"}, ev
-    assert types.count("conversation.opened") == 1, ev
+    assert [t for t in types if t != "message.received"] == \
+        ["conversation.opened", "conversation.queued"], ev
+    assert set(types) <= {"conversation.opened", "conversation.queued", "message.received"}, ev
     for f in ev:
-        assert f["message_id"] == mid
+        assert f.get("message_id", mid) == mid, f
         assert f["queue"] == "general"
         assert f["channel"] == "sms"
+        assert f["priority"] == "normal"
         assert before_ms - 1000 <= int(f["at"]) <= after_ms + 1000, f
+    [opened] = [f for f in ev if f["type"] == "conversation.opened"]
+    assert opened["message_id"] == mid, opened
+    [queued] = [f for f in ev if f["type"] == "conversation.queued"]
+    assert (queued["kind"], queued["mode"]) == ("new", "pull"), queued
 
     # Dedup key with a TTL.
     key = f"omr:dedup:api:shop:{p['external_id']}"
@@ -128,7 +138,7 @@ def test_signed_post_is_stored_and_readable_by_agents(daemon, rdb):
     assert 0 < ttl <= 7 * 86400, f"dedup TTL {ttl}"
 
     # Acknowledge works for the agent (the group is a real consumer group).
-    assert rdb.xack("omr:queue:general", "agents", eid) == 1
+    assert rdb.xack(stream_key, "agents", eid) == 1
 
 
 def test_ids_are_ulids_and_sort_in_time_order(daemon, rdb):
@@ -144,9 +154,12 @@ def test_ids_are_ulids_and_sort_in_time_order(daemon, rdb):
     convs = [c for c, _ in ids]
     assert mids == sorted(mids) and len(set(mids)) == 5, mids
     assert convs == sorted(convs) and len(set(convs)) == 5, convs
-    # ...and the stream order agrees with the id order.
-    stream_mids = [f["message_id"] for _, f, _ in queue_entries(rdb)]
-    assert stream_mids == mids
+    # ...and the stream order agrees with the id order (each opened a
+    # conversation: one work item each).
+    entries = queue_entries(rdb)
+    assert [m["id"] for _, _, m in entries] == mids
+    assert [f["conversation_id"] for _, f, _ in entries] == convs
+    assert waiting(rdb) == convs
 
 
 def test_text_may_be_omitted_when_attachments_are_given(daemon, rdb):
@@ -155,20 +168,20 @@ def test_text_may_be_omitted_when_attachments_are_given(daemon, rdb):
     del p["text"]
     j = assert_stored_ok(daemon.post("shop", p))
     [(_, f, m)] = queue_entries(rdb)
-    assert m["id"] == j["message_id"]
+    assert m["id"] == j["message_id"] and f["conversation_id"] == j["conversation_id"]
     assert m["attachments"][0]["name"] == "scan.pdf"
 
 
 def test_timestamped_signature_is_accepted(daemon, rdb):
     ts = int(time.time())
     j = assert_stored_ok(daemon.post("shop", payload(), ts=ts))
-    assert [f["message_id"] for _, f, _ in queue_entries(rdb)] == [j["message_id"]]
+    assert [m["id"] for _, _, m in queue_entries(rdb)] == [j["message_id"]]
 
 
 def test_secret_file_trailing_crlf_is_not_part_of_the_key(daemon, rdb):
     # partner.secret ends in \r\n; the partner rule routes to queue partner.
     j = assert_stored_ok(daemon.post("partner", payload(), secret=SECRETS["partner"]), queue="partner")
-    assert [f["message_id"] for _, f, _ in queue_entries(rdb, "partner")] == [j["message_id"]]
+    assert [m["id"] for _, _, m in queue_entries(rdb, "partner")] == [j["message_id"]]
 
 
 def test_redis_over_unix_socket_url(redis_factory, secrets_dir, start_daemon):
@@ -178,5 +191,5 @@ def test_redis_over_unix_socket_url(redis_factory, secrets_dir, start_daemon):
     d = start_daemon(cfg)
     j = assert_stored_ok(d.post("shop", payload()))
     c = srv.client()
-    [(_, f)] = c.xrange("omr:queue:general")
-    assert f["message_id"] == j["message_id"]
+    [(_, f, m)] = queue_entries(c, "general")
+    assert m["id"] == j["message_id"] and f["conversation_id"] == j["conversation_id"]

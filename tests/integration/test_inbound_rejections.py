@@ -8,15 +8,19 @@ import time
 import pytest
 import requests
 
-from conftest import (SECRETS, assert_error, assert_stored_ok, payload, sign, store_snapshot, uid)
+from conftest import (SECRETS, assert_error, assert_stored_ok, payload, queue_entries, sign, store_snapshot,
+                      uid)
 
 NOW = lambda: int(time.time())  # noqa: E731
 
 
 def _good_post_still_works(d, rdb):
-    before = rdb.xlen("omr:queue:general")
-    assert_stored_ok(d.post("shop", payload()))
-    assert rdb.xlen("omr:queue:general") == before + 1
+    # A new customer each time: a new conversation, one more work item.
+    before = len(queue_entries(rdb, "general"))
+    j = assert_stored_ok(d.post("shop", payload()))
+    entries = queue_entries(rdb, "general")
+    assert len(entries) == before + 1
+    assert entries[-1][1]["conversation_id"] == j["conversation_id"], entries[-1]
 
 
 def _raw(p):

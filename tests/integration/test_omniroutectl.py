@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import free_port, payload, uid, wait_until
-from sms_helpers import (API_TOKENS, HELPDESK, assert_vonage_ok, reply_key, send_vonage,
-                         stored_one, vonage_params)
+from sms_helpers import (API_TOKENS, HELPDESK, assert_vonage_ok, conv_key, reply_key,
+                         send_vonage, stored_one, vonage_params)
 
 CTL = os.environ.get("OMNIROUTECTL")
 
@@ -98,14 +98,14 @@ def ctl(ctl_daemon, sms_secrets):
     return Ctl(ctl_daemon, sms_secrets / "helpdesk.token")
 
 
-def api_conversation(daemon, text="hello there, my parcel is late"):
+def api_conversation(daemon, text="hello there, my parcel is late", queue="general"):
     """An inbound message through the api adapter "shop" -> its conversation
-    (queue general: the default route)."""
+    (in `queue`: the default route)."""
     r = daemon.post("shop", payload(text=text, from_={"id": uid("cust"), "name": "Ana",
                                                       "handle": "+15550001111"}))
     assert r.status_code == 200, r.text
     j = r.json()
-    assert j["queue"] == "general", j
+    assert j["queue"] == queue, j
     return j["conversation_id"]
 
 
@@ -114,8 +114,13 @@ def sms_conversation(daemon, rdb, text="Where is my order?"):
     that can be answered. -> (conversation id, queue)."""
     p = vonage_params(account="open", msisdn="14155550123", text=text, timestamp=None)
     assert_vonage_ok(send_vonage(daemon, p, account="open", how="get"))
-    queue, _, m = stored_one(rdb, p["messageId"])
-    return m["conversation_id"], queue
+    conv = stored_one(rdb, p["messageId"])[2]["conversation_id"]
+    return conv, rdb.hget(conv_key(conv), "queue")
+
+
+def message_text(m):
+    """A message of GET /v1/conversations/{id}: "text", else message.text."""
+    return m.get("text") or (m.get("message") or {}).get("text") or ""
 
 
 def online_agent(ctl, agent_id, queues=("general",)):
@@ -206,7 +211,7 @@ def test_agent_add_list_show_remove(ctl):
     assert a["teams"] == ["emea"] and a["email"] == "ana@example.com", a
     assert a["presence"] == "offline" and a["source"] == "runtime", a
 
-    ctl.ok("agent", "add", "bob", "--queue", "general")
+    ctl.ok("agent", "add", "bob", "--queue", "general", "--capacity", "chat=1")
     listed = ctl.json("agent", "list")["agents"]
     assert {x["id"] for x in listed} >= {"ana", "bob"}, listed
     # the human table: a header and one row per agent
@@ -218,7 +223,7 @@ def test_agent_add_list_show_remove(ctl):
     assert "Ana Lima" in human and "pt-BR" in human, human
 
     # PUT again: the agent is replaced
-    ctl.ok("agent", "add", "ana", "--name", "Ana L.", "--queue", "general")
+    ctl.ok("agent", "add", "ana", "--name", "Ana L.", "--queue", "general", "--capacity", "sms=1")
     assert ctl.agent("ana")["name"] == "Ana L."
 
     r = ctl.ok("agent", "remove", "ana")
@@ -230,8 +235,24 @@ def test_agent_add_list_show_remove(ctl):
     assert {x["id"] for x in ctl.json("agent", "list")["agents"]}.isdisjoint({"ana", "bob"})
 
 
+def test_agents_from_the_config_file_are_read_only(start_daemon, sms_config, sms_secrets):
+    cfg = sms_config()
+    cfg["agents"] = {"list": [{"id": "carla", "name": "Carla", "languages": ["en"],
+                               "capacity": {"sms": 2}, "queues": ["general"]}]}
+    ctl = Ctl(start_daemon(cfg), sms_secrets / "helpdesk.token")
+    a = ctl.agent("carla")
+    assert a["source"] == "config" and a["capacity"] == {"sms": 2}, a
+    r = ctl.run("agent", "add", "carla", "--queue", "general", "--capacity", "sms=9")
+    assert_fails(r, 1, "config_agent")
+    assert_fails(ctl.run("agent", "remove", "carla"), 1, "config_agent")
+    assert ctl.agent("carla")["capacity"] == {"sms": 2}
+    # but they log in like everybody else
+    ctl.ok("login", agent="carla")
+    assert ctl.agent("carla")["presence"] == "online"
+
+
 def test_login_away_logout_are_shown_by_agent_show(ctl):
-    ctl.ok("agent", "add", "ana", "--queue", "general")
+    ctl.ok("agent", "add", "ana", "--queue", "general", "--capacity", "sms=1")
     t0 = int(time.time() * 1000)
     r = ctl.ok("login", agent="ana")
     assert "online" in r.stdout, r.stdout
@@ -254,7 +275,7 @@ def test_login_away_logout_are_shown_by_agent_show(ctl):
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_login_stay_heartbeats_until_signalled_then_logs_out(ctl, sig):
-    ctl.ok("agent", "add", "ana", "--queue", "general")
+    ctl.ok("agent", "add", "ana", "--queue", "general", "--capacity", "sms=1")
     proc = subprocess.Popen([CTL, "--agent", "ana", "login", "--stay", "--interval", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=ctl.env())
@@ -304,8 +325,8 @@ def test_next_claims_from_the_pull_queue_then_nothing_to_claim(ctl, ctl_daemon):
     j = ctl.conversation(conv)
     c = j["conversation"]
     assert c["id"] == conv and c["agent_id"] == "ana", c
-    assert c["status"] in ("assigned", "waiting"), c
-    assert any(m["direction"] == "in" and "parcel is late" in (m.get("text") or "")
+    assert c["status"] == "assigned", c
+    assert any(m["direction"] == "in" and "parcel is late" in message_text(m)
                for m in j["messages"]), j["messages"]
     human = ctl.ok("show", conv).stdout
     assert conv in human and "my parcel is late" in human, human
@@ -327,6 +348,48 @@ def test_an_agent_only_claims_from_its_queues(ctl, ctl_daemon):
     online_agent(ctl, "bea", queues=["billing"])
     api_conversation(ctl_daemon)  # queue general
     assert_fails(ctl.run("next", agent="bea"), 3)
+
+
+def test_offers_of_a_push_queue_declined_accepted_and_taken_by_next(start_daemon, sms_config,
+                                                                    sms_secrets):
+    cfg = sms_config()
+    cfg["routing"]["default_queue"] = "support"
+    cfg["routing"]["queues"] = {"support": {"mode": "push", "offer_timeout": "30s"}}
+    daemon = start_daemon(cfg)
+    ctl = Ctl(daemon, sms_secrets / "helpdesk.token")
+
+    def conv_of(conv):
+        return ctl.conversation(conv)["conversation"]
+
+    def offered_to(conv, agent):
+        return wait_until(lambda: (lambda c: c["status"] == "offered" and
+                                   c.get("offer_agent") in (None, agent) and c)(conv_of(conv)),
+                          5, interval=0.1, what=f"{conv} offered to {agent}")
+
+    online_agent(ctl, "ana", queues=["support"])
+    conv = api_conversation(daemon, queue="support")
+    offered_to(conv, "ana")
+    r = ctl.ok("decline", conv, "--reason", "not my topic", agent="ana")
+    assert conv in r.stdout, r.stdout
+    c = conv_of(conv)
+    assert c["status"] != "offered" or c.get("offer_agent") not in (None, "ana"), c
+
+    # nobody else yet; bob comes online and is offered it (ana declined it)
+    online_agent(ctl, "bob", queues=["support"])
+    offered_to(conv, "bob")
+    assert_fails(ctl.run("accept", conv, agent="ana"), 1)  # not offered to ana
+    ctl.ok("accept", conv, agent="bob")
+    c = conv_of(conv)
+    assert c["status"] == "assigned" and c["agent_id"] == "bob", c
+
+    # `next` takes a pending offer first
+    conv2 = api_conversation(daemon, text="another question", queue="support")
+    wait_until(lambda: conv_of(conv2)["status"] == "offered", 5, interval=0.1,
+               what=f"{conv2} offered")
+    holder = "ana" if conv_of(conv2).get("offer_agent", "ana") == "ana" else "bob"
+    j = ctl.json("next", agent=holder)
+    assert j["conversation"]["id"] == conv2 and j["via"] == "offer", j
+    assert conv_of(conv2)["agent_id"] == holder
 
 
 def test_reply_is_queued_and_sent(ctl, ctl_daemon, rdb, fake_provider):
@@ -352,7 +415,8 @@ def test_reply_is_queued_and_sent(ctl, ctl_daemon, rdb, fake_provider):
     assert rdb.hget(reply_key(conv, rid2), "text") == "Tracking: 1Z999"
     assert rdb.hget(reply_key(conv, rid3), "text") == "Anything else?"
     reqs = fake_provider.wait_requests("vonage", 3, timeout=5)
-    assert [q.form["text"] for q in reqs] == ["It ships today.", "Tracking: 1Z999", "Anything else?"]
+    assert sorted(q.form["text"] for q in reqs) == ["Anything else?", "It ships today.",
+                                                    "Tracking: 1Z999"]
 
     # --json: the daemon's 202 body
     j = ctl.json("reply", conv, "Bye!", agent="ana")

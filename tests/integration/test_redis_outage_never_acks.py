@@ -10,8 +10,8 @@ import time
 import pytest
 import requests
 
-from conftest import SECRETS, base_config, free_port, queue_entries, signed_headers, body_bytes, \
-    payload, metric, wait_until
+from conftest import SECRETS, base_config, free_port, logged_messages, queue_entries, signed_headers, \
+    body_bytes, payload, metric, wait_until
 
 
 OUTAGE_S = 3.0
@@ -142,7 +142,16 @@ def test_redis_outage_never_acks(redis_factory, secrets_dir, start_daemon):
             assert time.monotonic() < deadline, f"retry of {r['ext']} not accepted within 10 s: {rec}"
             time.sleep(0.1)
 
-    counts = collections.Counter(m["external_id"] for _, _, m in queue_entries(srv.client(), "general"))
+    # Each message is stored once in its conversation's log (a second copy
+    # would be a follow-up there, not a queue entry), and each
+    # conversation is one work item in the queue.
+    c = srv.client()
+    logged = logged_messages(c)
+    counts = collections.Counter(m["external_id"] for _, _, _, m in logged)
+    work = collections.Counter(f["conversation_id"] for _, f, _ in queue_entries(c, "general"))
+    assert work == collections.Counter({conv: 1 for conv, _, _, _ in logged}), \
+        f"queue entries do not match the conversations: {work.most_common(5)}"
+    c.close()
     missing_acked = sorted(acked - set(counts))
     assert not missing_acked, f"{len(missing_acked)} messages were answered 200 but are not in Redis: {missing_acked[:10]}"
     missing = sorted(all_ids - set(counts))

@@ -8,7 +8,7 @@ import signal
 import pytest
 import requests
 
-from conftest import assert_stored_ok, free_port, payload, write_config
+from conftest import assert_stored_ok, free_port, payload, queue_entries, write_config
 
 
 def _pool(session, d):
@@ -37,8 +37,9 @@ def test_sighup_applies_new_rule_without_dropping_keepalive(start_daemon, make_c
     assert "reload refused" not in d.log_text()[at:]
 
     j = assert_stored_ok(d.post("shop", payload(text="Another INVOICE question"), session=s), queue="invoices")
-    [(_, f)] = rdb.xrange("omr:queue:invoices")
-    assert f["message_id"] == j["message_id"] and f["priority"] == "high"
+    [(_, f, m)] = queue_entries(rdb, "invoices")
+    assert m["id"] == j["message_id"] and f["priority"] == "high"
+    assert queue_entries(rdb, "invoices", band="high") == [(_, f, m)]
     # Old rules still there, and the same TCP connection served everything.
     assert_stored_ok(d.post("shop", payload(text="refund"), session=s), queue="billing")
     assert pool.num_connections == 1, "the keep-alive connection was dropped by the reload"

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import assert_stored_ok, payload, queue_entries, wait_until
+from conftest import assert_stored_ok, conv_log, payload, queue_entries, wait_until
 
 
 @pytest.mark.timeout(60)
@@ -64,8 +64,9 @@ def test_sigterm_drains_in_flight_post(start_daemon, make_config, rdb):
     assert time.monotonic() - t_term <= 5 + 1.0
 
     wait_until(lambda: any(m["external_id"] == p["external_id"] for _, _, m in queue_entries(rdb)), 3,
-               what="the drained message in omr:queue:general")
+               what="the drained message in queue general")
     assert [m["id"] for _, _, m in queue_entries(rdb) if m["external_id"] == p["external_id"]] == [j["message_id"]]
+    assert [m["id"] for _, _, m in conv_log(rdb, j["conversation_id"])] == [j["message_id"]]
 
 
 def test_sigterm_when_idle_exits_promptly(daemon):

@@ -5,7 +5,7 @@ conversation per (customer number, business number)."""
 
 import urllib.parse
 
-from conftest import RFC3339_MS_RE, ULID_RE, assert_error, store_snapshot
+from conftest import RFC3339_MS_RE, ULID_RE, assert_error, assert_one_work_item, conv_log, store_snapshot
 from sms_helpers import (TWILIO, all_queue_messages, assert_twiml_ok, conv_key, post_twilio,
                          stored_one, twilio_params, twilio_sid)
 
@@ -44,10 +44,12 @@ def test_signed_webhook_is_stored_with_the_contract_fields(sms_daemon, rdb):
     assert conv["customer_id"] == "+14155550123", conv
     assert int(conv["message_count"]) == 1, conv
     assert rdb.xlen(conv_key(m["conversation_id"]) + ":log") == 1
-    # Whether a first message also emits message.received is not specified.
+    # Opened, then queued; whether a first message also emits
+    # message.received is not specified.
     types = [f["type"] for _, f in rdb.xrange("omr:events")]
-    assert types.count("conversation.opened") == 1, types
-    assert set(types) <= {"conversation.opened", "message.received"}, types
+    assert [t for t in types if t != "message.received"] == \
+        ["conversation.opened", "conversation.queued"], types
+    assert types.count("message.received") <= 1, types
 
 
 def test_form_encoding_and_unicode_body_route_by_keyword(sms_daemon, rdb):
@@ -157,8 +159,15 @@ def test_threading_by_customer_and_business_number(sms_daemon, rdb):
     assert conv["a1"] == conv["a2"], conv
     assert conv["b"] != conv["a1"], conv
     assert conv["c"] != conv["a1"] and conv["c"] != conv["b"], conv
-    kinds = {m["external_id"]: f["kind"] for _, _, f, m in all_queue_messages(rdb)}
-    assert kinds[a1["MessageSid"]] == "new" and kinds[a2["MessageSid"]] == "message", kinds
+    # a2 is a follow-up: in a1's conversation log, not in the queue, which
+    # holds one work item per conversation.
+    assert stored_one(rdb, a1["MessageSid"])[1]["kind"] == "new"
+    assert stored_one(rdb, a2["MessageSid"])[1] is None
+    assert [m["external_id"] for _, _, m in conv_log(rdb, conv["a1"])] == \
+        [a1["MessageSid"], a2["MessageSid"]]
+    for k in ("a1", "b", "c"):
+        assert_one_work_item(rdb, conv[k], "general")
+    assert len(all_queue_messages(rdb)) == 3, all_queue_messages(rdb)
     assert int(rdb.hget(conv_key(conv["a1"]), "message_count")) == 2
 
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from conftest import assert_error, store_snapshot
-from sms_helpers import (VONAGE, all_queue_messages, assert_vonage_ok, conv_key, send_vonage,
-                         stored_by_external_id, stored_one, vonage_params, vonage_signed)
+from sms_helpers import (VONAGE, all_logged_messages, all_queue_messages, assert_vonage_ok, conv_key,
+                         send_vonage, stored_by_external_id, stored_one, vonage_params, vonage_signed)
 
 
 @pytest.mark.parametrize("how", ["json", "form", "get"])
@@ -149,13 +149,15 @@ def test_concatenated_parts_out_of_order_make_one_message(sms_daemon, rdb):
     snap = store_snapshot(rdb)
     for i in (3, 1):
         assert_vonage_ok(send_vonage(sms_daemon, vonage_signed(parts[i - 1])))
-    # Nothing is queued until the last part arrives.
+    # Nothing is stored or queued until the last part arrives.
     assert store_snapshot(rdb)["queues"] == snap["queues"], "a partial message was queued"
     assert not [m for _, _, _, m in all_queue_messages(rdb)]
+    assert not all_logged_messages(rdb), "a partial message was stored"
     assert_vonage_ok(send_vonage(sms_daemon, vonage_signed(parts[1]), how="get"))
 
-    msgs = [m for _, _, _, m in all_queue_messages(rdb)]
+    msgs = [m for _, _, m in all_logged_messages(rdb)]
     assert len(msgs) == 1, msgs
+    assert [m for _, _, _, m in all_queue_messages(rdb)] == msgs
     m = msgs[0]
     assert m["text"] == "".join(texts), m["text"]
     assert m["external_id"] == "concat:14155550777:183", m
@@ -163,8 +165,10 @@ def test_concatenated_parts_out_of_order_make_one_message(sms_daemon, rdb):
     assert m["provider"] == "vonage:main"
     assert int(rdb.hget(conv_key(m["conversation_id"]), "message_count")) == 1
 
-    # A part retried after the join does not make a second message.
+    # A part retried after the join does not make a second message (a
+    # second one would be a follow-up in the same conversation's log).
     assert_vonage_ok(send_vonage(sms_daemon, vonage_signed(parts[0])))
+    assert len(all_logged_messages(rdb)) == 1, all_logged_messages(rdb)
     assert len(all_queue_messages(rdb)) == 1
 
 
@@ -184,6 +188,7 @@ def test_concat_part_retried_before_completion_is_not_doubled(sms_daemon, rdb):
         assert_vonage_ok(send_vonage(sms_daemon, vonage_signed(parts[i - 1])))
     (_, _, m), = stored_by_external_id(rdb, "concat:14155550777:991")
     assert m["text"] == "one two three", m["text"]
+    assert len(all_logged_messages(rdb)) == 1, all_logged_messages(rdb)
     assert len(all_queue_messages(rdb)) == 1
 
 
@@ -194,6 +199,7 @@ def test_concat_parts_are_signature_checked(sms_daemon, rdb):
     bad["text"] = "evil"
     assert_error(send_vonage(sms_daemon, bad), 401, "bad_signature")
     assert all_queue_messages(rdb) == []
+    assert all_logged_messages(rdb) == []
     assert_vonage_ok(send_vonage(sms_daemon, vonage_signed(parts[1])))
     (_, _, m), = stored_by_external_id(rdb, "concat:14155550777:55")
     assert m["text"] == "good forged"

@@ -1,0 +1,47 @@
+/* calendar.h — business-hours calendars: an IANA time zone, weekly opening
+ * hours (several ranges a day; a range may run past midnight), holidays
+ * (a date, or a month-day every year). Pure functions over instants; the
+ * zone rules (DST) come from the system's tzdata through GLib's GTimeZone.
+ * Unit-tested in tests/unit/calendar_test.c. */
+#ifndef OMNIROUTE_CALENDAR_H
+#define OMNIROUTE_CALENDAR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Minutes since local midnight; end <= start means the range ends the
+ * next day ("22:00-06:00"); "00:00-24:00" is the whole day. */
+struct omr_hours_range {
+        int start, end;
+};
+
+struct omr_holiday {
+        int year; /* 0: every year */
+        int month, day;
+};
+
+struct omr_calendar {
+        char *name;
+        char *timezone;                   /* as configured, e.g. "Asia/Bangkok" */
+        void *tz;                         /* GTimeZone * */
+        struct omr_hours_range *hours[7]; /* index 0 = Monday */
+        size_t n_hours[7];
+        struct omr_holiday *holidays;
+        size_t n_holidays;
+        int line;
+};
+
+/* "HH:MM-HH:MM" (24:00 allowed as an end). 0 or -1. */
+int omr_hours_range_parse(const char *s, struct omr_hours_range *out);
+/* "YYYY-MM-DD" or "MM-DD". 0 or -1. */
+int omr_holiday_parse(const char *s, struct omr_holiday *out);
+/* Loads the zone; -1 when tzdata does not know it. */
+int omr_calendar_set_timezone(struct omr_calendar *c, const char *iana);
+
+/* Is the calendar open at this instant (ms since the epoch)? */
+bool omr_calendar_is_open(const struct omr_calendar *c, int64_t unix_ms);
+
+void omr_calendar_clear(struct omr_calendar *c);
+
+#endif
