@@ -10,7 +10,7 @@ packages=(
   libssl-dev libsystemd-dev libglib2.0-dev libcurl4-openssl-dev libcld2-dev libpcre2-dev lua5.1 libesmtp-dev g++
   # run (embedded mode) and test
   redis-server redis-tools libcmocka-dev curl openssl
-  python3 python3-pytest python3-redis python3-requests
+  python3 python3-pytest python3-redis python3-requests python3-aiosmtpd
   # lint, fuzz, bench
   clang libclang-rt-14-dev clang-format cppcheck wrk
 )

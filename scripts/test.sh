@@ -25,7 +25,7 @@ clang-format --dry-run -Werror "${sources[@]}"
 step "static analysis (cppcheck)"
 cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,portability,performance \
   --inline-suppr --suppress=missingIncludeSystem -I include -I daemon -I connectors \
-  daemon connectors
+  daemon connectors tools
 
 step "build with -Werror"
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOMR_WERROR=ON >/dev/null

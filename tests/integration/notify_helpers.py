@@ -63,6 +63,7 @@ class Receiver:
         self.lock = threading.Lock()
         self._hits = []
         self._scripts = {}
+        self.arrivals = []  # (name, delivery id, t) as requests come in, before any delay
         self.server = None
         self.thread = None
 
@@ -70,16 +71,20 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/hook/{name}"
 
     def script(self, name, *answers):
-        """answers: status or (status, {header: value})."""
+        """answers: status, (status, {header: value}) or (status, headers, delay s)."""
+        norm = []
+        for a in answers:
+            a = a if isinstance(a, tuple) else (a,)
+            norm.append((a[0], a[1] if len(a) > 1 else {}, a[2] if len(a) > 2 else 0))
         with self.lock:
-            self._scripts[name] = [a if isinstance(a, tuple) else (a, {}) for a in answers]
+            self._scripts[name] = norm
 
     def _answer(self, name):
         with self.lock:
             s = self._scripts.get(name)
             if s:
                 return s.pop(0)
-        return 200, {}
+        return 200, {}, 0
 
     def _record(self, hit):
         with self.lock:
@@ -93,12 +98,17 @@ class Receiver:
                 pass
 
             def do_POST(self):
+                t0 = time.monotonic()
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n)
                 name = self.path.rsplit("/", 1)[-1]
-                status, hdrs = outer._answer(name)
+                status, hdrs, delay = outer._answer(name)
+                with outer.lock:
+                    outer.arrivals.append((name, self.headers.get("X-Omniroute-Delivery"), t0))
+                if delay:
+                    time.sleep(delay)
                 outer._record(Hit(self.path, {k.lower(): v for k, v in self.headers.items()},
-                                  body, status, time.monotonic()))
+                                  body, status, t0))
                 out = b'{"ok":true}' if status < 300 else b'{"error":"scripted"}'
                 self.send_response(status)
                 for k, v in hdrs.items():
@@ -166,11 +176,15 @@ class Mail:
 
 class SmtpServer:
     """aiosmtpd on 127.0.0.1:<port>. reject_rcpt: addresses answered with
-    550 at RCPT; reject_data: answer DATA with 550 (or a code string)."""
+    550 at RCPT; rcpt_script: {address: [reply, ...]} answers to that
+    address's RCPT TO, one per attempt, then 250; reject_data: the reply
+    to every DATA (e.g. "550 ...")."""
 
-    def __init__(self, port=None, reject_rcpt=(), reject_data=None):
+    def __init__(self, port=None, reject_rcpt=(), reject_data=None, rcpt_script=None):
         self.port = port or free_port()
         self.reject_rcpt = set(reject_rcpt)
+        self.rcpt_script = {k: list(v) for k, v in (rcpt_script or {}).items()}
+        self.data_commands = 0  # DATA commands seen (accepted or not)
         self.reject_data = reject_data
         self.lock = threading.Lock()
         self._mails = []
@@ -191,10 +205,19 @@ class SmtpServer:
                     with outer.lock:
                         outer.rejected.append(("rcpt", address))
                     return "550 5.1.1 No such user here"
+                with outer.lock:
+                    script = outer.rcpt_script.get(address)
+                    reply = script.pop(0) if script else None
+                    if reply:
+                        outer.rejected.append(("rcpt", address, reply))
+                if reply:
+                    return reply
                 envelope.rcpt_tos.append(address)
                 return "250 OK"
 
             async def handle_DATA(self, server, session, envelope):
+                with outer.lock:
+                    outer.data_commands += 1
                 if outer.reject_data:
                     with outer.lock:
                         outer.rejected.append(("data", list(envelope.rcpt_tos)))

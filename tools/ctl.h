@@ -57,9 +57,10 @@ char *ctl_path(const char *prefix, const char *id, const char *suffix);
 /* --- the run (omniroutectl.c) ------------------------------------------- */
 
 struct ctl {
-        const char *url;   /* daemon base URL, no trailing '/' */
-        const char *agent; /* --agent / OMNIROUTE_AGENT; NULL when unset */
-        bool json;         /* --json: print the daemon's JSON */
+        const char *url;        /* daemon base URL, no trailing '/' */
+        const char *token_file; /* --token-file / OMNIROUTE_TOKEN_FILE; NULL when unset */
+        const char *agent;      /* --agent / OMNIROUTE_AGENT; NULL when unset */
+        bool json;              /* --json: print the daemon's JSON */
         struct ctl_http *http;
 };
 

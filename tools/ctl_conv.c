@@ -86,7 +86,7 @@ static int conv_action(struct ctl *c, const char *conv, const char *action, json
         if (full && json_object_set_new(body, "agent_id", json_string(c->agent)) == 0)
                 rc = ctl_call(c, "POST", full, body, &res);
         else
-                fputs("omniroutectl: out of memory or text that is not UTF-8\n", stderr);
+                fputs("omniroutectl: --agent is not valid UTF-8\n", stderr);
         free(full);
         if (rc != CTL_OK)
                 return rc;
@@ -147,12 +147,15 @@ static int conv_with_reason(struct ctl *c, int argc, char **argv, const char *ac
                 return ctl_usage_error(argv[0], "empty --%s", queue ? "queue" : "to");
 
         json_t *body = json_object();
-        if (body && reason)
-                json_object_set_new(body, "reason", json_string(reason));
-        if (body && queue)
-                json_object_set_new(body, "queue", json_string(queue));
-        if (body && to)
-                json_object_set_new(body, "to_agent", json_string(to));
+        const char *const fields[][2] = {{"reason", reason}, {"queue", queue}, {"to_agent", to}};
+        for (size_t i = 0; body && i < sizeof(fields) / sizeof(fields[0]); i++) {
+                if (fields[i][1] &&
+                    json_object_set_new(body, fields[i][0], json_string(fields[i][1])) != 0) {
+                        fprintf(stderr, "omniroutectl: '%s' is not valid UTF-8\n", fields[i][0]);
+                        json_decref(body);
+                        return CTL_ERROR;
+                }
+        }
         char what[200] = "";
         if (transfer)
                 snprintf(what, sizeof(what), " to %s %.150s", queue ? "queue" : "agent",
@@ -253,7 +256,7 @@ int ctl_cmd_reply(struct ctl *c, int argc, char **argv)
         free(text);
         char *path = ctl_path("/v1/conversations/", conv, "/replies");
         if (body == NULL || path == NULL) {
-                fputs("omniroutectl: the reply is not valid UTF-8\n", stderr);
+                fputs("omniroutectl: the reply (or --agent) is not valid UTF-8\n", stderr);
                 free(path);
                 json_decref(body);
                 return CTL_ERROR;

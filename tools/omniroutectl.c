@@ -196,19 +196,17 @@ static int read_token(const char *path, char **out)
         return CTL_OK;
 }
 
-/* The HTTP client, made on the first call so that usage errors come
+/* The HTTP client is made on the first call so that usage errors come
  * before token errors. */
-static const char *token_file;
-
 int ctl_connect(struct ctl *c)
 {
         if (c->http)
                 return CTL_OK;
-        if (token_file == NULL)
+        if (c->token_file == NULL)
                 return ctl_usage_error(NULL, "no token: use --token-file FILE or set "
                                              "OMNIROUTE_TOKEN_FILE");
         char *token = NULL;
-        int rc = read_token(token_file, &token);
+        int rc = read_token(c->token_file, &token);
         if (rc != CTL_OK)
                 return rc;
         c->http = ctl_http_new(c->url, token);
@@ -281,10 +279,13 @@ static const struct command *lookup(int argc, char **argv, int *used)
 
 int main(int argc, char **argv)
 {
-        struct ctl c = {.url = env("OMNIROUTE_URL"), .agent = env("OMNIROUTE_AGENT")};
+        struct ctl c = {
+                .url = env("OMNIROUTE_URL"),
+                .token_file = env("OMNIROUTE_TOKEN_FILE"),
+                .agent = env("OMNIROUTE_AGENT"),
+        };
         int opt;
 
-        token_file = env("OMNIROUTE_TOKEN_FILE");
         opterr = 0;
         /* '+': options end at the command; the command parses the rest */
         while ((opt = getopt_long(argc, argv, "+:h", global_opts, NULL)) != -1) {
@@ -300,7 +301,7 @@ int main(int argc, char **argv)
                                     "--token-file", 12) != 0)
                                 return ctl_usage_error(NULL, "the token is only read from a file: "
                                                              "--token-file FILE, in full");
-                        token_file = optarg;
+                        c.token_file = optarg;
                         break;
                 case 'a':
                         c.agent = optarg;

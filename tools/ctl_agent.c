@@ -4,7 +4,6 @@
  * long-running command: a heartbeat until SIGINT / SIGTERM / SIGHUP. */
 #include <errno.h>
 #include <getopt.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
@@ -17,7 +16,7 @@
 #define RETRY_S             5    /* after a failed heartbeat */
 #define CAPACITY_MAX        1000 /* parallel conversations per channel: sanity only */
 
-/* Appends s to the array *arr (made on first use). */
+/* Appends s to the array obj[key], made on first use. */
 static int push_string(json_t *obj, const char *key, const char *s)
 {
         json_t *arr = json_object_get(obj, key);
@@ -105,12 +104,13 @@ int ctl_cmd_agent_add(struct ctl *c, int argc, char **argv)
                 rc = ctl_positionals(argv[0], argc, argv, 1, "ID");
         char *path = rc == CTL_OK ? ctl_path("/v1/agents/", argv[optind], "") : NULL;
         struct ctl_response res;
-        if (rc == CTL_OK && path && (rc = ctl_call(c, "PUT", path, agent, &res)) == CTL_OK) {
-                if (c->json) {
+        if (rc == CTL_OK)
+                rc = path ? ctl_call(c, "PUT", path, agent, &res) : CTL_ERROR;
+        if (rc == CTL_OK) {
+                if (c->json)
                         ctl_print_json(res.json);
-                } else {
+                else
                         ctl_print_agent(json_object_get(res.json, "agent"));
-                }
                 ctl_response_clear(&res);
         }
         free(path);
@@ -206,6 +206,8 @@ static void print_presence(const struct ctl *c, const struct ctl_response *res, 
                 char when[32];
                 ctl_format_ms(json_integer_value(exp), when, sizeof(when));
                 printf(" until %s", when);
+                if (strcmp(status, "online") == 0)
+                        fputs(" (login --stay keeps it)", stdout);
         }
         fputc('\n', stdout);
         fflush(stdout);
@@ -326,12 +328,13 @@ static int stay_online(struct ctl *c, int interval)
                         set_stop_handlers(SIG_DFL);
                         ctl_http_set_abort(c->http, NULL);
                         return rc;
-                } else {
-                        fprintf(stderr, "omniroutectl: heartbeat failed; trying again in %d s\n",
-                                period < RETRY_S ? period : RETRY_S);
                 }
                 ctl_response_clear(&res);
-                wait_or_stop((rc == CTL_OK || period < RETRY_S) ? period : RETRY_S);
+                int wait = rc == CTL_OK || period < RETRY_S ? period : RETRY_S;
+                if (rc != CTL_OK)
+                        fprintf(stderr, "omniroutectl: heartbeat failed; trying again in %d s\n",
+                                wait);
+                wait_or_stop(wait);
         }
         /* A second Ctrl-C now ends the program without the offline post. */
         set_stop_handlers(SIG_DFL);

@@ -19,10 +19,33 @@ void ctl_print_json(const json_t *j)
         fputc('\n', stdout);
 }
 
+/* How many bytes at p make a control character (C0, DEL, or C1 encoded in
+ * UTF-8 as C2 80..9F, which some terminals obey too); 0 for anything else
+ * and, when keep_lines, for '\n' and '\t'. */
+static size_t control_len(const unsigned char *p, bool keep_lines)
+{
+        if (keep_lines && (*p == '\n' || *p == '\t'))
+                return 0;
+        if (*p < 0x20 || *p == 0x7f)
+                return 1;
+        return p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F ? 2 : 0;
+}
+
+/* s, control characters as '?', indent after each newline. */
+static void put_text(FILE *f, const char *s, const char *indent)
+{
+        for (const unsigned char *p = (const unsigned char *)s; *p;) {
+                size_t n = control_len(p, true);
+                fputc(n ? '?' : *p, f);
+                if (*p == '\n' && indent)
+                        fputs(indent, f);
+                p += n ? n : 1;
+        }
+}
+
 void ctl_put_safe(FILE *f, const char *s)
 {
-        for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-                fputc((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f ? '?' : *p, f);
+        put_text(f, s, NULL);
 }
 
 void ctl_format_ms(int64_t ms, char *buf, size_t size)
@@ -42,10 +65,15 @@ static const char *str(const json_t *obj, const char *key)
  * malloc'd (NULL when out of memory). */
 static char *safe_dup(const char *s)
 {
-        char *out = strdup(s && *s ? s : "-");
-        for (char *p = out; p && *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        *p = '?';
+        const unsigned char *p = (const unsigned char *)(s && *s ? s : "-");
+        char *out = malloc(strlen((const char *)p) + 1), *o = out;
+        while (out && *p) {
+                size_t n = control_len(p, false);
+                *o++ = n ? '?' : (char)*p;
+                p += n ? n : 1;
+        }
+        if (out)
+                *o = '\0';
         return out;
 }
 
@@ -194,7 +222,8 @@ void ctl_print_agent_table(const json_t *agents)
         }
         for (size_t i = 0; i <= n; i++) {
                 for (size_t k = 0; k < COLS; k++) {
-                        const char *s = cells[i * COLS + k] ? cells[i * COLS + k] : "?";
+                        /* NULL: out of memory, an empty cell */
+                        const char *s = cells[i * COLS + k] ? cells[i * COLS + k] : "";
                         if (k == COLS - 1)
                                 printf("%s\n", s);
                         else
@@ -269,13 +298,7 @@ static void print_message(const json_t *m)
         ctl_put_safe(stdout,
                      out ? (str(m, "agent_id") ? str(m, "agent_id") : "agent") : "customer");
         fputs(": ", stdout);
-        char one[2] = "";
-        for (const char *p = text ? text : "(no text)"; *p; p++) {
-                one[0] = *p;
-                ctl_put_safe(stdout, one);
-                if (*p == '\n')
-                        fputs("      ", stdout);
-        }
+        put_text(stdout, text ? text : "(no text)", "      ");
         fputc('\n', stdout);
 }
 
