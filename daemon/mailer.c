@@ -93,15 +93,22 @@ static void deliver(struct job *j)
                 smtp_auth_set_context(s, auth);
         }
         smtp_set_reverse_path(m, j->from);
-        smtp_add_recipient(m, j->to);
+        smtp_recipient_t rcpt = smtp_add_recipient(m, j->to);
         smtp_set_message_str(m, j->message);
+        /* A refused recipient ends the transaction before DATA: its answer
+         * (451 greylisting, 550 no such user) is the one that counts. */
+        smtp_option_require_all_recipients(s, 1);
         if (!smtp_start_session(s)) {
                 char buf[128];
                 snprintf(j->error, sizeof(j->error), "SMTP session failed: %s",
                          smtp_strerror(smtp_errno(), buf, sizeof(buf)));
                 goto out;
         }
-        const smtp_status_t *st = smtp_message_transfer_status(m);
+        const smtp_status_t *st = rcpt ? smtp_recipient_status(rcpt) : NULL;
+        if (st == NULL || st->code < 200 || st->code >= 300)
+                st = st && st->code ? st : smtp_message_transfer_status(m);
+        else
+                st = smtp_message_transfer_status(m);
         j->code = st ? st->code : 0;
         if (st && st->code >= 200 && st->code < 300) {
                 j->ok = true;

@@ -32,8 +32,8 @@
 extern const char omr_notify_fanout_lua[], omr_notify_take_lua[], omr_notify_done_lua[];
 
 #define TICK_MS        250
-#define LEASE_MS       120000 /* longer than any request or SMTP timeout */
 #define MAX_IN_FLIGHT  32
+#define MAX_EMAILS     4 /* queued on the one SMTP worker at a time */
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 300000
 #define KEEP_S         "604800" /* finished deliveries stay visible for a week */
@@ -45,6 +45,7 @@ struct omr_notify {
         struct omr_script fanout, take, done;
         bool fanning, taking, stopped;
         unsigned in_flight; /* leased, outcome not yet written */
+        unsigned emails;    /* of which emails */
 };
 
 struct attempt {
@@ -252,7 +253,9 @@ static void post_webhook(struct attempt *a, const struct omr_conf_webhook *w, js
 
 static void on_mailed(bool ok, bool permanent, int code, const char *error, void *arg)
 {
-        finish(arg, ok, !permanent, code, ok ? NULL : error, -1);
+        struct attempt *a = arg;
+        a->n->emails--;
+        finish(a, ok, !permanent, code, ok ? NULL : error, -1);
 }
 
 static void send_mail(struct attempt *a, const char *to, json_t *p)
@@ -284,6 +287,8 @@ static void send_mail(struct attempt *a, const char *to, json_t *p)
                 .headers = headers,
         };
         int rc = subject && body ? omr_mailer_send(a->n->mailer, &mail, on_mailed, a) : -1;
+        if (rc == 0)
+                a->n->emails++;
         free(line);
         free(subject);
         free(body);
@@ -403,12 +408,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
                 }
                 free(targets);
                 if (!n->taking && n->in_flight < MAX_IN_FLIGHT) {
-                        char due[256], lease[24], most[24];
+                        /* A lease outlives the attempt: after it any daemon
+                         * retries, so it must not end while we still send. */
+                        int64_t hook_lease = c->notify.request_timeout_ms + 30000;
+                        int64_t mail_lease = MAX_EMAILS * 5 * c->notify.mail.timeout_ms + 30000;
+                        char due[256], lease[24], most[24], elease[24], eslots[24];
                         snprintf(due, sizeof(due), "%snotify:due", prefix);
-                        snprintf(lease, sizeof(lease), "%d", LEASE_MS);
+                        snprintf(lease, sizeof(lease), "%lld", (long long)hook_lease);
+                        snprintf(elease, sizeof(elease), "%lld", (long long)mail_lease);
                         snprintf(most, sizeof(most), "%u", MAX_IN_FLIGHT - n->in_flight);
-                        const char *argv[] = {due, prefix, now, lease, most};
-                        if (omr_store_eval(n->core->store, &n->take, on_taken, n, 1, 4, argv,
+                        snprintf(eslots, sizeof(eslots), "%u", MAX_EMAILS - n->emails);
+                        const char *argv[] = {due, prefix, now, lease, most, elease, eslots};
+                        if (omr_store_eval(n->core->store, &n->take, on_taken, n, 1, 6, argv,
                                            NULL) == 0)
                                 n->taking = true;
                 }
@@ -465,7 +476,9 @@ void omr_notify_start(struct omr_notify *n)
 
 size_t omr_notify_busy(const struct omr_notify *n)
 {
-        return n ? n->in_flight : 0;
+        /* A lease request in flight counts: its deliveries would otherwise
+         * wait a whole lease after a shutdown. */
+        return n ? n->in_flight + (n->taking ? 1 : 0) : 0;
 }
 
 void omr_notify_stop(struct omr_notify *n)

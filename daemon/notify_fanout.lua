@@ -44,7 +44,8 @@ for _, e in ipairs(batch[1][2]) do
       for _, team in ipairs(teams) do covers = covers or member(t.teams, team) end
       local to = t.kind == 'email' and (a.email or '') or ''
       if wanted and covers and (t.kind ~= 'email' or to ~= '') then
-        local did = id .. ':' .. t.name
+        -- Webhook names cannot contain '@', so "@email" never collides.
+        local did = id .. ':' .. (t.kind == 'email' and '@email' or t.name)
         local payload = cjson.encode({
           delivery_id = did, event_id = id, event = f,
           agent = {id = agent_id, name = a.name or agent_id},

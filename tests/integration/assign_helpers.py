@@ -255,20 +255,33 @@ class Heartbeat:
         self.every = every
         self.stop_ev = threading.Event()
         self.errors = []
+        self.lock = threading.Lock()  # held for a round of heartbeats
         for id in self.ids:
             ok(self.api.presence(id, "online"))
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
+    def add(self, id):
+        """Online now, and kept online."""
+        with self.lock:
+            ok(self.api.presence(id, "online"))
+            self.ids.append(id)
+
+    def remove(self, id):
+        """No more heartbeats for id (none is in flight when this returns)."""
+        with self.lock:
+            self.ids.remove(id)
+
     def _run(self):
         while not self.stop_ev.wait(self.every):
-            for id in self.ids:
-                try:
-                    r = self.api.presence(id, "online")
-                    if r.status_code != 200:
-                        self.errors.append(r.text)
-                except requests.RequestException as e:
-                    self.errors.append(repr(e))
+            with self.lock:
+                for id in self.ids:
+                    try:
+                        r = self.api.presence(id, "online")
+                        if r.status_code != 200:
+                            self.errors.append(r.text)
+                    except requests.RequestException as e:
+                        self.errors.append(repr(e))
 
     def stop(self):
         self.stop_ev.set()
@@ -287,7 +300,7 @@ class SimAgent:
     the HTTP API of a random daemon."""
 
     def __init__(self, agent_id, daemons, rdb_factory, *, delay=(0.005, 0.06), heartbeat=1.0,
-                 workers=8, token=TOKEN, seed=None):
+                 workers=8, token=TOKEN, seed=None, decline_rate=0.0):
         self.id = agent_id
         self.daemons = list(daemons)
         self.rdb = rdb_factory()
@@ -295,6 +308,8 @@ class SimAgent:
         self.heartbeat = heartbeat
         self.token = token
         self.rng = random.Random(seed if seed is not None else agent_id)
+        self.decline_rate = decline_rate
+        self.declined = []
         self.stop_ev = threading.Event()
         self.errors = []
         self.resolved = []
@@ -339,6 +354,24 @@ class SimAgent:
                     last = eid
                     if f.get("kind") == "assigned":
                         self.pool.submit(self._resolve, f["conversation_id"])
+                    elif f.get("kind") == "offer":
+                        self.pool.submit(self._answer_offer, f["conversation_id"])
+
+    def _answer_offer(self, conv):
+        """Accept (assigned arrives in the inbox) or, now and then, decline."""
+        time.sleep(self.rng.uniform(0, self.delay[0]))
+        try:
+            if self.rng.random() < self.decline_rate:
+                r = self._api().decline(conv, self.id, reason="simulated")
+                if r.status_code == 200:
+                    with self.lock:
+                        self.declined.append(conv)
+            else:
+                r = self._api().accept(conv, self.id)
+            if r.status_code not in (200, 409):
+                self.errors.append(f"answer offer {conv}: {r.status_code} {r.text}")
+        except requests.RequestException as e:
+            self.errors.append(f"answer offer {conv}: {e!r}")
 
     def _resolve(self, conv):
         time.sleep(self.rng.uniform(*self.delay))  # the agent "works" on it
@@ -384,7 +417,7 @@ def capacity_of(agent, channel):
     return cap.get(channel, cap.get("*", 0))
 
 
-def replay(evts, agents, *, match_language=True, expect_convs=None):
+def replay(evts, agents, *, match_language=True, expect_convs=None, offers=False):
     """Checks the assignment invariants over events in stream order.
 
     agents: {id: {"capacity": {...}, "languages": [...], "skills": [...]}}
@@ -396,11 +429,74 @@ def replay(evts, agents, *, match_language=True, expect_convs=None):
     max_open = {}
     assigned = {}       # conv -> [agents]
     channels = {}
+    offered_to = {}     # conv -> (agent, channel) while an offer holds capacity
+
+    def fit_check(eid, f, ag, conv):
+        a = agents.get(ag)
+        if a is None:
+            problems.append(f"{eid}: {conv} given to unknown agent {ag}")
+            return None
+        skills = json.loads(f.get("skills") or "[]")
+        have = {s.lower() for s in a.get("skills", [])}
+        missing = [s for s in skills if s.lower() not in have]
+        if missing:
+            problems.append(f"{eid}: {conv} needs skills {skills}, {ag} lacks {missing}")
+        if match_language and not language_ok(a.get("languages", []), f.get("language", "")):
+            problems.append(f"{eid}: {conv} language {f.get('language')!r}: {ag} speaks "
+                            f"{a.get('languages')}")
+        return a
+
+    def take(eid, f, key, conv):
+        count[key] = count.get(key, 0) + 1
+        max_open[key] = max(max_open.get(key, 0), count[key])
+        cap = capacity_of(agents[key[0]], key[1])
+        if count[key] > cap:
+            problems.append(f"{eid}: {key[0]} holds {count[key]} {key[1]} conversations "
+                            f"(offers included), capacity {cap} ({conv})")
+        try:
+            load, ecap = int(f["load"]), int(f["capacity"])
+        except (KeyError, ValueError):
+            problems.append(f"{eid}: event without numeric load/capacity: {f}")
+        else:
+            if load > ecap or ecap != cap or load != count[key]:
+                problems.append(f"{eid}: event load/capacity {load}/{ecap}, replayed "
+                                f"{count[key]}/{cap}: {f}")
+
     for eid, f in evts:
         t = f.get("type", "")
         conv = f.get("conversation_id")
         if t == "conversation.opened":
             channels[conv] = f.get("channel")
+        if offers and t == "conversation.offered":
+            ag, ch = f["agent_id"], f["channel"]
+            if conv in offered_to or conv in open_by:
+                problems.append(f"{eid}: {conv} offered to {ag} while held by "
+                                f"{offered_to.get(conv) or open_by.get(conv)}")
+            if fit_check(eid, f, ag, conv) is None:
+                continue
+            offered_to[conv] = (ag, ch)
+            take(eid, f, (ag, ch), conv)
+            continue
+        if offers and t in ("conversation.offer_expired", "conversation.offer_withdrawn") or (
+                offers and t == "conversation.declined" and conv in offered_to):
+            key = offered_to.pop(conv, None)
+            if key is None:
+                problems.append(f"{eid}: {t} for {conv} without an offer")
+            else:
+                if f.get("agent_id") != key[0]:
+                    problems.append(f"{eid}: {t} names {f.get('agent_id')}, offer was to {key[0]}")
+                count[key] -= 1
+            continue
+        if offers and t == "conversation.assigned" and conv in offered_to:
+            key = offered_to.pop(conv)
+            assigned.setdefault(conv, []).append(f["agent_id"])
+            if f["agent_id"] != key[0] or f["channel"] != key[1]:
+                problems.append(f"{eid}: {conv} offered to {key} but assigned to {f['agent_id']}")
+            open_by[conv] = key
+            if int(f.get("load", -1)) != count[key]:
+                problems.append(f"{eid}: accepted offer event load {f.get('load')} != replayed "
+                                f"{count[key]}: {f}")
+            continue
         if t == "conversation.assigned":
             ag, ch = f["agent_id"], f["channel"]
             assigned.setdefault(conv, []).append(ag)

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from assign_helpers import (Api, SimAgent, agent_conf, all_events, conv_hash, ok, post_message,
-                            replay, routing_config, second_daemon_config, wait_for)
+from assign_helpers import (Api, SimAgent, agent_conf, all_events, conv_hash, post_message, replay,
+                            routing_config, second_daemon_config, wait_for)
 
 # Sentences CLD2 detects reliably (checked: each one alone is detected as its
 # language with reliable=true). The last en/es/tr ones ask for a refund
@@ -115,6 +115,15 @@ def run_agents(daemons, redis_server, ids):
     return [SimAgent(a, daemons, redis_server.client).start() for a in ids]
 
 
+def post_while_agents_work(sims, daemons, items, threads=16):
+    try:
+        return post_all(daemons, items, threads)
+    except BaseException:
+        for s in sims:
+            s.stop()
+        raise
+
+
 def wait_resolved(sims, n, timeout):
     def done():
         errs = [e for s in sims for e in s.errors]
@@ -146,7 +155,7 @@ def test_thousand_conversations_two_daemons_replay(start_daemon, make_config, re
     items = workload(1000)
     t0 = time.monotonic()
     sims = run_agents([d1, d2], redis_server, AGENTS)
-    convs = post_all([d1, d2], [(t, ch) for _, t, ch, _ in items])
+    convs = post_while_agents_work(sims, [d1, d2], [(t, ch) for _, t, ch, _ in items])
     posted = time.monotonic() - t0
     assert len(set(convs)) == 1000
     wait_resolved(sims, 1000, timeout=80)
@@ -206,7 +215,7 @@ def test_two_daemons_race_for_a_burst(start_daemon, make_config, redis_server, r
     items = [(f"burst message number {i} about my order", "chat" if i % 5 else "sms")
              for i in range(500)]
     sims = run_agents([d1, d2], redis_server, ids)
-    convs = post_all([d1, d2], items, threads=24)
+    convs = post_while_agents_work(sims, [d1, d2], items, threads=24)
     assert len(set(convs)) == 500
     wait_resolved(sims, 500, timeout=80)
     stats = replay(all_events(rdb), agent_table(agents), match_language=False,
@@ -218,3 +227,33 @@ def test_two_daemons_race_for_a_burst(start_daemon, make_config, redis_server, r
     for a in ids:
         h = rdb.hgetall(f"omr:agent:{a}")
         assert h["load"] == "0" and h.get("load:chat", "0") == "0", h
+
+
+@pytest.mark.timeout(120)
+def test_two_daemons_offers_accepts_and_declines(start_daemon, make_config, redis_server, rdb,
+                                                 tmp_path):
+    """The same with offers (offer_timeout 3s): agents accept what they are
+    offered through either daemon, or decline (15%); an offer holds
+    capacity until it is accepted, declined or lapses."""
+    ids = [f"agent{i}" for i in range(4)]
+    agents = {a: {"capacity": {"chat": 2, "sms": 1}, "languages": [], "skills": []} for a in ids}
+    d1, d2 = two_daemons(
+        start_daemon, make_config, tmp_path,
+        queues={"offers": {"mode": "push", "offer_timeout": "3s", "match_language": False}},
+        agents=[agent_conf(a, ["offers"], v["capacity"]) for a, v in agents.items()])
+    items = [(f"offer message number {i} about my order", "sms" if i % 4 == 0 else "chat")
+             for i in range(300)]
+    sims = [SimAgent(a, [d1, d2], redis_server.client, decline_rate=0.15).start() for a in ids]
+    convs = post_while_agents_work(sims, [d1, d2], items)
+    wait_resolved(sims, 300, timeout=90)
+    evts = all_events(rdb)
+    stats = replay(evts, agent_table(agents), match_language=False, expect_convs=convs,
+                   offers=True)
+    declines = sum(1 for _, f in evts if f["type"] == "conversation.declined")
+    assert declines >= 10, declines
+    assert sum(len(s.declined) for s in sims) == declines
+    assert rdb.zcard("omr:offers") == 0 and rdb.zcard("omr:queue:offers:waiting") == 0
+    for a in ids:
+        h = rdb.hgetall(f"omr:agent:{a}")
+        assert h["load"] == "0" and h.get("load:chat", "0") == "0", h
+    print(f"\n300 conversations with offers: {declines} declines, max held {stats['max_open']}")

@@ -31,7 +31,10 @@ def _example(tmp_path, secret=True):
     for name, content in (("twilio-main.token", "twilio-token"),
                           ("vonage-main.secret", "vonage-secret"),
                           ("vonage-main.sig", "vonage-signature"),
-                          ("helpdesk.token", "0123456789abcdef0123456789abcdef")):
+                          ("helpdesk.token", "0123456789abcdef0123456789abcdef"),
+                          ("tier1-slack.url", "https://hooks.slack.com/services/T0/B0/x"),
+                          ("crm-webhook.secret", "crm-webhook-secret"),
+                          ("smtp.password", "smtp-password")):
         (tmp_path / name).write_text(content + "\n")
         (tmp_path / name).chmod(0o600)
     if secret:

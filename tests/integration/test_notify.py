@@ -7,7 +7,9 @@ surviving a restart, fanned out once with several daemons.
 Everything is real: redis-server, omnirouted, a local HTTP receiver and an
 aiosmtpd SMTP server on 127.0.0.1."""
 
+import copy
 import json
+import signal
 import time
 
 import pytest
@@ -87,8 +89,7 @@ def test_json_webhook_body_headers_and_signature(start_daemon, make_config, rdb,
     assert verify_signature(hit), "X-Omniroute-Signature is not HMAC-SHA256(secret, ts + '.' + body)"
     assert not verify_signature(hit, WEBHOOK_SECRET + "x")
     # the signature covers the raw body: a changed byte no longer verifies
-    import copy as _copy
-    forged = _copy.copy(hit)
+    forged = copy.copy(hit)
     forged.body = hit.body.replace(b"ana", b"bob", 1)
     assert forged.body != hit.body and not verify_signature(forged)
 
@@ -285,16 +286,18 @@ def test_retry_survives_restart(start_daemon, make_config, rdb, tmp_path):
         h = delivery(rdb, did)
         assert h["status"] == "retrying", f"after SIGTERM: {h}"
         assert rdb.zscore("omr:notify:due", did) is not None, "the retry stays queued in Redis"
-        attempts_before = int(h["attempts"])
+        attempts_before, created = int(h["attempts"]), h["created_at"]
 
         rec_later.start()
-        d2 = start_daemon(cfg, name="omnirouted-again")
+        start_daemon(cfg, name="omnirouted-again")
         (hit,) = rec_later.wait_hits("tools", 1, timeout=10)
         assert hit.delivery == did, hit
         assert verify_signature(hit)
         assert hit.json["delivery_id"] == did and hit.json["conversation"]["id"] == conv
         h = wait_delivery(rdb, did, "delivered", timeout=3)
         assert int(h["attempts"]) == attempts_before + 1, h
+        assert h["created_at"] == created, "the same delivery, not a new one"
+        assert list(deliveries(rdb)) == [did], deliveries(rdb)
         quiet_for(lambda: len(rec_later.hits()) == 1, 0.8)
     finally:
         rec_later.stop()
@@ -419,8 +422,7 @@ def test_only_events_after_notify_is_configured(start_daemon, make_config, rdb, 
     cfg["notify"] = {"webhooks": [{"name": "late", "url": receiver.url("late")}]}
     write_config(d.cfg_path, cfg)
     off = d.log_offset()
-    import signal as _signal
-    d.signal(_signal.SIGHUP)
+    d.signal(signal.SIGHUP)
     d.wait_log(r"configuration reloaded", since=off, timeout=5)
     new = post_message(d, "q_ana")
     e_new, _ = assigned(rdb, new)
@@ -448,14 +450,14 @@ def test_webhook_named_email_does_not_collide_with_email(start_daemon, make_conf
     Api(d).online("ana")
     conv = post_message(d, "q_ana")
     eid, _ = assigned(rdb, conv)
-    wait_until(lambda: receiver.hits() or smtp.mails() or None, 5, what="any delivery")
-    wait_until(lambda: all(h["status"] in ("delivered", "failed")
-                           for h in deliveries(rdb).values()) or None, 5, what="deliveries done")
-    time.sleep(0.8)  # anything else still to come
-    ds = deliveries(rdb)
-    assert receiver.hits("email") and smtp.mails("ana@example.com"), (
-        f"webhook 'email' got {receiver.hits('email')}, mailbox got {smtp.mails()}; "
-        f"omr:notify records: {[(k, v['kind'], v['to']) for k, v in ds.items()]}")
+    try:
+        wait_until(lambda: (receiver.hits("email") and smtp.mails("ana@example.com")) or None, 4,
+                   what="both the webhook and the email")
+    except AssertionError:
+        ds = deliveries(rdb)
+        raise AssertionError(
+            f"webhook 'email' got {receiver.hits('email')}, mailbox got {smtp.mails()}; "
+            f"omr:notify records: {[(k, v['kind'], v['to'], v['status']) for k, v in ds.items()]}")
 
 
 # --------------------------------------------------------------------------
@@ -475,7 +477,7 @@ def test_email_to_the_agent(start_daemon, make_config, rdb, tmp_path, smtp_serve
     c_cy = post_message(d, "q_cy")  # cy has no email: no delivery
     eid, _ = assigned(rdb, conv)
     e_cy, _ = assigned(rdb, c_cy)
-    did = f"{eid}:email"
+    did = f"{eid}:@email"
     (m,) = smtp.wait_mails(1, timeout=8)
     assert m.mail_from == "omniroute@example.com" and m.rcpt_tos == ["ana@example.com"], m
     msg = m.msg
@@ -498,7 +500,7 @@ def test_email_to_the_agent(start_daemon, make_config, rdb, tmp_path, smtp_serve
     assert rec["kind"] == "email" and rec["to"] == "ana@example.com" and rec["target"] == "email"
     assert rec["attempts"] == "1", rec
     quiet_for(lambda: len(smtp.mails()) == 1, 0.8)
-    assert f"{e_cy}:email" not in deliveries(rdb), "an agent without email gets no delivery"
+    assert f"{e_cy}:@email" not in deliveries(rdb), "an agent without email gets no delivery"
 
 
 @pytest.mark.parametrize("stage", ["rcpt", "data"])
@@ -511,7 +513,7 @@ def test_email_550_fails_without_retry(start_daemon, make_config, rdb, tmp_path,
     cfg, d, api = start_with_notify(start_daemon, make_config, tmp_path, email_notify(smtp.address))
     conv = post_message(d, "q_ana")
     eid, _ = assigned(rdb, conv)
-    did = f"{eid}:email"
+    did = f"{eid}:@email"
     rec = wait_delivery(rdb, did, ("failed", "delivered"), timeout=8)
     assert rec["status"] == "failed", f"SMTP 550 at {stage}: {rec}"
     assert rec["attempts"] == "1", rec
@@ -530,7 +532,7 @@ def test_email_rcpt_550_reason_is_recorded(start_daemon, make_config, rdb, tmp_p
     cfg, d, api = start_with_notify(start_daemon, make_config, tmp_path, email_notify(smtp.address))
     conv = post_message(d, "q_ana")
     eid, _ = assigned(rdb, conv)
-    rec = wait_delivery(rdb, f"{eid}:email", ("failed", "delivered"), timeout=8)
+    rec = wait_delivery(rdb, f"{eid}:@email", ("failed", "delivered"), timeout=8)
     _, fe = wait_event(rdb, "notify.failed", timeout=3)
     assert rec["last_status"] == "550" and "No such user" in rec["last_error"], \
         f"recorded {rec['last_status']} {rec['last_error']!r} for a 550 at RCPT TO; event {fe}"
@@ -544,7 +546,7 @@ def test_email_rcpt_4xx_is_retried(start_daemon, make_config, rdb, tmp_path, smt
     cfg, d, api = start_with_notify(start_daemon, make_config, tmp_path, email_notify(smtp.address))
     conv = post_message(d, "q_ana")
     eid, _ = assigned(rdb, conv)
-    did = f"{eid}:email"
+    did = f"{eid}:@email"
     wait_until(lambda: smtp.rejected or None, 5, what="the 451 answer")
     rec = wait_delivery(rdb, did, ("failed", "retrying", "delivered"), timeout=5)
     assert rec["status"] != "failed", \
@@ -563,7 +565,7 @@ def test_email_retried_when_server_comes_up(start_daemon, make_config, rdb, tmp_
                         email_notify(f"127.0.0.1:{port}", starttls="disabled"))
     conv = post_message(d, "q_bob")
     eid, _ = assigned(rdb, conv)
-    did = f"{eid}:email"
+    did = f"{eid}:@email"
     wait_until(lambda: (lambda h: h if h.get("status") == "retrying"
                         and int(h.get("attempts", 0)) >= 2 else None)(delivery(rdb, did)),
                8, what="a retrying email delivery")
@@ -595,7 +597,7 @@ def test_two_daemons_deliver_each_event_once_per_target(start_daemon, make_confi
     d2 = start_daemon(second_daemon_config(cfg))
     Api(d1).online("ana", "bob", "cy")
 
-    queues = ["q_ana", "q_bob", "q_cy"] * 4
+    queues = ["q_ana", "q_bob", "q_cy"] * 6
     convs = [post_message([d1, d2][i % 2], q) for i, q in enumerate(queues)]
     expected = {}  # delivery id -> conv
     for conv, q in zip(convs, queues):
@@ -603,7 +605,7 @@ def test_two_daemons_deliver_each_event_once_per_target(start_daemon, make_confi
         expected[f"{eid}:all"] = conv
         expected[f"{eid}:flaky"] = conv
         if AGENTS[ev["agent_id"]][1]:
-            expected[f"{eid}:email"] = conv
+            expected[f"{eid}:@email"] = conv
 
     def all_delivered():
         ds = deliveries(rdb)
@@ -612,7 +614,7 @@ def test_two_daemons_deliver_each_event_once_per_target(start_daemon, make_confi
         return None
     ds = wait_until(all_delivered, 15, what="every delivery delivered")
     assert set(ds) == set(expected), sorted(set(ds) ^ set(expected))
-    n_mail = sum(1 for k in expected if k.endswith(":email"))
+    n_mail = sum(1 for k in expected if k.endswith(":@email"))
     quiet_for(lambda: len(receiver.hits("all")) == len(convs)
               and len(receiver.hits("flaky")) == len(convs) + 3
               and len(smtp.mails()) == n_mail, 1.0)
@@ -623,13 +625,13 @@ def test_two_daemons_deliver_each_event_once_per_target(start_daemon, make_confi
     ok_flaky = [x.delivery for x in receiver.hits("flaky") if x.status == 200]
     assert sorted(ok_flaky) == sorted(k for k in expected if k.endswith(":flaky")), ok_flaky
     mail_ids = [m.delivery for m in smtp.mails()]
-    assert sorted(mail_ids) == sorted(k for k in expected if k.endswith(":email")), mail_ids
+    assert sorted(mail_ids) == sorted(k for k in expected if k.endswith(":@email")), mail_ids
     for m in smtp.mails():
         conv = expected[m.delivery]
         assert conv in m.msg["Subject"], (m.msg["Subject"], conv)
     # each conversation's delivery went to its agent's address
     for did, conv in expected.items():
-        if did.endswith(":email"):
+        if did.endswith(":@email"):
             agent = rdb.hget(f"omr:conv:{{{conv}}}", "agent_id")
             assert ds[did]["to"] == AGENTS[agent][1], (did, ds[did])
     retried = [i for i, h in ds.items() if int(h["attempts"]) > 1]

@@ -1,8 +1,11 @@
 /* conf_test.c — unit tests for daemon/conf.c: the example config loads,
  * every kind of error is reported as "PATH:LINE: message" on the right line,
  * defaults, duration / size / listen / redis url parsing, secrets, reload
- * blockers and adapter lookup. The exact error wording is not fixed: tests
- * assert the prefix and a key word (the key or the offending value).
+ * blockers and adapter lookup; and daemon/conf_routing.c: routing.queues,
+ * routing.customers.vip, the rule conditions vip / returning / regex and
+ * skills, agents (heartbeat_timeout, list) and their lookups. The exact
+ * error wording is not fixed: tests assert the prefix and a key word (the
+ * key or the offending value).
  *
  * Secret files live in a mkdtemp(3) directory made by the group setup; the
  * config "path" given to omr_conf_load_buffer() points into it so relative
@@ -34,7 +37,7 @@ static void source_path(const char *rel, char *out, size_t cap)
         size_t n = strlen(OMR_TEST_DATA);
 
         assert_true(n >= sizeof(suffix) - 1);
-        assert_string_equal(OMR_TEST_DATA + n - (sizeof(suffix) - 1), suffix);
+        assert_string_equal(&OMR_TEST_DATA[n - (sizeof(suffix) - 1)], suffix);
         snprintf(out, cap, "%.*s/%s", (int)(n - (sizeof(suffix) - 1)), OMR_TEST_DATA, rel);
 }
 
@@ -123,6 +126,16 @@ static struct omr_conf *load_ok(const char *yaml)
 
 /* ---- the example config ---- */
 
+/* The rule of that name; fails the test when there is none. */
+static const struct omr_rule *rule_named(const struct omr_conf *c, const char *name)
+{
+        for (size_t i = 0; i < c->routing.n_rules; i++)
+                if (strcmp(c->routing.rules[i].name, name) == 0)
+                        return &c->routing.rules[i];
+        fail_msg("no rule named %s", name);
+        return NULL;
+}
+
 static void test_example_loads(void **state)
 {
         char dir[] = "/tmp/omr-example-XXXXXX";
@@ -153,6 +166,9 @@ static void test_example_loads(void **state)
         write_file(dir, "vonage-main.secret", "vonage-secret\n");
         write_file(dir, "vonage-main.sig", "vonage-signature-secret\n");
         write_file(dir, "helpdesk.token", "0123456789abcdef0123456789abcdef\n");
+        write_file(dir, "tier1-slack.url", "https://hooks.slack.com/services/T0/B0/x\n");
+        write_file(dir, "crm-webhook.secret", "crm-webhook-secret\n");
+        write_file(dir, "smtp.password", "smtp-password\n");
         free(text);
         snprintf(path, sizeof(path), "%s/omnirouted.yaml", dir);
 
@@ -211,28 +227,72 @@ static void test_example_loads(void **state)
         const struct omr_conf_routing *r = &c->routing;
         assert_string_equal(r->default_queue, "general");
         assert_int_equal(r->default_priority, OMR_PRIORITY_NORMAL);
-        assert_int_equal(r->n_rules, 4);
-        assert_string_equal(r->rules[0].name, "refunds");
-        assert_string_equal(r->rules[0].queue, "billing");
-        assert_true(r->rules[0].has_priority);
-        assert_int_equal(r->rules[0].priority, OMR_PRIORITY_HIGH);
-        assert_int_equal(r->rules[0].n_keywords, 5);
-        assert_string_equal(r->rules[0].keywords[2], "ho\xc3\xa0n ti\xe1\xbb\x81n");
-        assert_int_equal(r->rules[0].channels, 0);
-        assert_string_equal(r->rules[1].name, "vietnamese");
-        assert_int_equal(r->rules[1].n_languages, 1);
-        assert_string_equal(r->rules[1].languages[0], "vi");
-        assert_string_equal(r->rules[1].queue, "vi");
-        assert_string_equal(r->rules[2].name, "sms-vip");
-        assert_int_equal(r->rules[2].channels, 1u << OMR_CHANNEL_SMS);
-        assert_int_equal(r->rules[2].n_senders, 1);
-        assert_string_equal(r->rules[2].senders[0], "+4477009*");
-        assert_int_equal(r->rules[2].priority, OMR_PRIORITY_URGENT);
-        assert_string_equal(r->rules[3].name, "shop-adapter");
-        assert_int_equal(r->rules[3].n_adapters, 1);
-        assert_string_equal(r->rules[3].adapters[0], "api:shop");
-        assert_string_equal(r->rules[3].queue, "shop");
-        assert_false(r->rules[3].has_priority);
+        assert_int_equal(r->n_rules, 7);
+        const struct omr_rule *rule = rule_named(c, "vip");
+        assert_int_equal(rule->vip, 1);
+        assert_string_equal(rule->queue, "vip");
+        assert_int_equal(rule->priority, OMR_PRIORITY_URGENT);
+        assert_int_equal(rule->n_skills, 1);
+        assert_string_equal(rule->skills[0], "vip");
+        rule = rule_named(c, "refunds");
+        assert_string_equal(rule->queue, "billing");
+        assert_true(rule->has_priority);
+        assert_int_equal(rule->priority, OMR_PRIORITY_HIGH);
+        assert_int_equal(rule->n_keywords, 5);
+        assert_string_equal(rule->keywords[2], "ho\xc3\xa0n ti\xe1\xbb\x81n");
+        assert_int_equal(rule->channels, 0);
+        assert_int_equal(rule->vip, -1);
+        assert_string_equal(rule->skills[0], "billing");
+        rule = rule_named(c, "order-number");
+        assert_non_null(rule->regex);
+        assert_string_equal(rule->regex_src, "order\\s*#?\\d{5,}");
+        assert_string_equal(rule->queue, "orders");
+        assert_int_equal(rule_named(c, "after-hours")->returning, 1);
+        assert_true(r->uses_returning);
+        rule = rule_named(c, "vietnamese");
+        assert_int_equal(rule->n_languages, 1);
+        assert_string_equal(rule->languages[0], "vi");
+        assert_string_equal(rule->queue, "vi");
+        rule = rule_named(c, "sms-vip");
+        assert_int_equal(rule->channels, 1u << OMR_CHANNEL_SMS);
+        assert_int_equal(rule->n_senders, 1);
+        assert_string_equal(rule->senders[0], "+4477009*");
+        assert_int_equal(rule->priority, OMR_PRIORITY_URGENT);
+        rule = rule_named(c, "shop-adapter");
+        assert_int_equal(rule->n_adapters, 1);
+        assert_string_equal(rule->adapters[0], "api:shop");
+        assert_string_equal(rule->queue, "shop");
+        assert_false(rule->has_priority);
+
+        /* VIP customers, queues and agents. */
+        assert_int_equal(r->n_vip, 2);
+        assert_true(omr_conf_is_vip(c, "+447700900123", NULL));
+        assert_true(omr_conf_is_vip(c, "cust-1", "ceo@bigcustomer.example"));
+        assert_false(omr_conf_is_vip(c, "cust-1", "ceo@example.com"));
+        assert_int_equal(r->n_queues, 2);
+        const struct omr_conf_queue *q = omr_conf_queue(c, "general");
+        assert_string_equal(q->name, "general");
+        assert_int_equal(q->mode, OMR_QUEUE_PUSH);
+        assert_int_equal(q->strategy, OMR_STRATEGY_LEAST_BUSY);
+        assert_true(q->sticky);
+        assert_true(q->match_language);
+        assert_int_equal(q->offer_timeout_ms, 30000);
+        q = omr_conf_queue(c, "billing");
+        assert_string_equal(q->name, "billing");
+        assert_int_equal(q->mode, OMR_QUEUE_PULL);
+        assert_int_equal(q->claim_timeout_ms, 300000);
+        assert_int_equal(omr_conf_queue(c, "vip")->mode, OMR_QUEUE_PULL); /* not listed */
+        assert_int_equal(c->agents.heartbeat_timeout_ms, 60000);
+        assert_int_equal(c->agents.n, 1);
+        const struct omr_conf_agent *ag = omr_conf_agent(c, "alice");
+        assert_non_null(ag);
+        assert_string_equal(ag->email, "alice@example.com");
+        assert_int_equal(ag->n_languages, 2);
+        assert_int_equal(ag->n_skills, 2);
+        assert_int_equal(ag->n_capacity, 3);
+        assert_int_equal(ag->n_queues, 3);
+        assert_string_equal(ag->queues[2], "vip");
+        assert_int_equal(ag->n_teams, 1);
 
         omr_conf_free(c);
         remove_dir(dir);
@@ -1335,6 +1395,379 @@ static void test_valid_queue_name(void **state)
         assert_false(omr_conf_valid_queue_name(max));
 }
 
+/* ---- issue 4: queues, VIP customers, rule conditions, agents ---- */
+
+/* One error at `line` whose message names both `a` and `b`. */
+static void expect_error(const char *yaml, int line, const char *a, const char *b)
+{
+        struct omr_conf_errors errs;
+        struct omr_conf *c = load(yaml, &errs);
+
+        if (c) {
+                omr_conf_free(c);
+                fail_msg("accepted:\n%s", yaml);
+        }
+        for (size_t k = 0; k < errs.n && k < OMR_CONF_MAX_ERRORS; k++)
+                if (has_prefix(errs.msg[k], line) && strstr(errs.msg[k], a) &&
+                    strstr(errs.msg[k], b))
+                        return;
+        for (size_t k = 0; k < errs.n && k < OMR_CONF_MAX_ERRORS; k++)
+                fprintf(stderr, "  got: %s\n", errs.msg[k]);
+        fail_msg("no error \"%s:%d: ...%s...%s...\"", conf_path, line, a, b);
+}
+
+static void assert_queue_defaults(const struct omr_conf_queue *q)
+{
+        assert_non_null(q);
+        assert_int_equal(q->mode, OMR_QUEUE_PULL);
+        assert_int_equal(q->strategy, OMR_STRATEGY_LEAST_BUSY);
+        assert_true(q->sticky);
+        assert_true(q->match_language);
+        assert_int_equal(q->offer_timeout_ms, 30000);
+        assert_int_equal(q->claim_timeout_ms, 300000);
+}
+
+static void test_queues_parsed(void **state)
+{
+        static const char yaml[] = "routing:\n"
+                                   "  default_queue: general\n"
+                                   "  queues:\n"
+                                   "    sales:\n"
+                                   "      mode: push\n"
+                                   "      strategy: round_robin\n"
+                                   "      sticky: false\n"
+                                   "      match_language: no\n"
+                                   "      offer_timeout: 0\n"
+                                   "      claim_timeout: 1s\n"
+                                   "    support:\n"
+                                   "      mode: push\n"
+                                   "      strategy: longest_idle\n"
+                                   "      offer_timeout: 45s\n"
+                                   "    general:\n"
+                                   "    backoffice:\n"
+                                   "      mode: pull\n"
+                                   "      strategy: least_busy\n"
+                                   "      claim_timeout: 7d\n"
+                                   "      offer_timeout: 7d\n";
+        struct omr_conf *c = load_ok(yaml);
+        const struct omr_conf_queue *q = c->routing.queues;
+
+        (void)state;
+        assert_int_equal(c->routing.n_queues, 4);
+        assert_string_equal(q[0].name, "sales");
+        assert_int_equal(q[0].line, 4);
+        assert_int_equal(q[0].mode, OMR_QUEUE_PUSH);
+        assert_int_equal(q[0].strategy, OMR_STRATEGY_ROUND_ROBIN);
+        assert_false(q[0].sticky);
+        assert_false(q[0].match_language);
+        assert_int_equal(q[0].offer_timeout_ms, 0); /* 0: assign without an offer */
+        assert_int_equal(q[0].claim_timeout_ms, 1000);
+
+        assert_string_equal(q[1].name, "support");
+        assert_int_equal(q[1].line, 11);
+        assert_int_equal(q[1].mode, OMR_QUEUE_PUSH);
+        assert_int_equal(q[1].strategy, OMR_STRATEGY_LONGEST_IDLE);
+        assert_true(q[1].sticky);
+        assert_true(q[1].match_language);
+        assert_int_equal(q[1].offer_timeout_ms, 45000);
+        assert_int_equal(q[1].claim_timeout_ms, 300000);
+
+        /* `general:` alone: declared, all defaults. */
+        assert_string_equal(q[2].name, "general");
+        assert_int_equal(q[2].line, 15);
+        assert_queue_defaults(&q[2]);
+
+        assert_string_equal(q[3].name, "backoffice");
+        assert_int_equal(q[3].mode, OMR_QUEUE_PULL);
+        assert_int_equal(q[3].strategy, OMR_STRATEGY_LEAST_BUSY);
+        assert_int_equal(q[3].claim_timeout_ms, 7 * 86400000LL);
+        assert_int_equal(q[3].offer_timeout_ms, 7 * 86400000LL);
+
+        /* Lookups: the declared entry itself; the defaults for any other name. */
+        assert_ptr_equal(omr_conf_queue(c, "sales"), &q[0]);
+        assert_ptr_equal(omr_conf_queue(c, "backoffice"), &q[3]);
+        assert_queue_defaults(omr_conf_queue(c, "nosuch"));
+        assert_queue_defaults(omr_conf_queue(c, "Sales")); /* names are case-sensitive */
+        omr_conf_free(c);
+}
+
+/* No routing.queues at all: every queue, the default one included, is a
+ * pull queue with the defaults. */
+static void test_queue_defaults_undeclared(void **state)
+{
+        struct omr_conf *c = load_ok("routing:\n  default_queue: inbox\n");
+
+        (void)state;
+        assert_int_equal(c->routing.n_queues, 0);
+        assert_queue_defaults(omr_conf_queue(c, "inbox"));
+        assert_queue_defaults(omr_conf_queue(c, "billing"));
+        /* The defaults are not disturbed by a config that declares otherwise. */
+        struct omr_conf *d = load_ok("routing:\n  queues:\n    billing:\n      mode: push\n"
+                                     "      strategy: round_robin\n      claim_timeout: 2s\n");
+        assert_int_equal(omr_conf_queue(d, "billing")->mode, OMR_QUEUE_PUSH);
+        assert_queue_defaults(omr_conf_queue(c, "billing"));
+        assert_queue_defaults(omr_conf_queue(d, "inbox"));
+        omr_conf_free(d);
+        omr_conf_free(c);
+}
+
+static void test_strategy_names(void **state)
+{
+        static const char *const names[] = {"least_busy", "round_robin", "longest_idle"};
+        static const enum omr_strategy want[] = {OMR_STRATEGY_LEAST_BUSY, OMR_STRATEGY_ROUND_ROBIN,
+                                                 OMR_STRATEGY_LONGEST_IDLE};
+
+        (void)state;
+        for (size_t i = 0; i < N(names); i++) {
+                char yaml[128];
+                snprintf(yaml, sizeof(yaml), "routing:\n  queues:\n    q:\n      strategy: %s\n",
+                         names[i]);
+                struct omr_conf *c = load_ok(yaml);
+                assert_int_equal(omr_conf_queue(c, "q")->strategy, want[i]);
+                assert_string_equal(omr_strategy_name(want[i]), names[i]);
+                omr_conf_free(c);
+        }
+        /* Strategy names are exact. */
+        expect_error("routing:\n  queues:\n    q:\n      strategy: Round_Robin\n", 4, "strategy",
+                     "Round_Robin");
+}
+
+static void test_duplicate_queue_and_agent(void **state)
+{
+        (void)state;
+        expect_error("routing:\n  queues:\n    general:\n      mode: push\n    general:\n", 5,
+                     "'general'", "twice");
+        /* The second definition is reported, naming the first one's line. */
+        expect_error("agents:\n  list:\n    - id: ana\n" AGENT_REST "    - id: ana\n" AGENT_REST, 6,
+                     "'ana'", "line 3");
+}
+
+static void test_vip_customers(void **state)
+{
+        static const char yaml[] = "routing:\n"
+                                   "  customers:\n"
+                                   "    vip: [\"+4477*\", \"vip-*\", ceo@example.com]\n";
+        struct omr_conf *c = load_ok(yaml);
+        static const struct {
+                const char *id, *handle;
+                bool want;
+        } cases[] = {
+                {"+447700900123", NULL, true},       /* id glob */
+                {"cust-1", "+447700900123", true},   /* handle glob */
+                {"vip-42", "+15550001111", true},    /* id glob, other handle */
+                {"cust-1", "ceo@example.com", true}, /* exact entry */
+                {"cust-1", "+15550001111", false},   /* neither */
+                {"x+447700900123", NULL, false},     /* globs are anchored */
+                {"cust-1", "ceo@example.com.evil", false},
+                {NULL, NULL, false},
+                {NULL, "vip-7", true},
+        };
+
+        (void)state;
+        assert_int_equal(c->routing.n_vip, 3);
+        for (size_t i = 0; i < N(cases); i++)
+                if (omr_conf_is_vip(c, cases[i].id, cases[i].handle) != cases[i].want)
+                        fail_msg("is_vip(%s, %s) != %d", cases[i].id ? cases[i].id : "NULL",
+                                 cases[i].handle ? cases[i].handle : "NULL", cases[i].want);
+        omr_conf_free(c);
+
+        /* A lone value is a list of one; no list: nobody is a VIP. */
+        c = load_ok("routing:\n  customers:\n    vip: \"+4477*\"\n");
+        assert_int_equal(c->routing.n_vip, 1);
+        assert_true(omr_conf_is_vip(c, "+447700900123", NULL));
+        omr_conf_free(c);
+        c = load_ok("log:\n  level: info\n");
+        assert_int_equal(c->routing.n_vip, 0);
+        assert_false(omr_conf_is_vip(c, "+447700900123", "vip-1"));
+        omr_conf_free(c);
+}
+
+static void test_rule_conditions_parsed(void **state)
+{
+        static const char yaml[] = "routing:\n"
+                                   "  rules:\n"
+                                   "    - name: vip\n"
+                                   "      vip: true\n"
+                                   "      skills: [VIP, Billing.EU, tier_2]\n"
+                                   "      queue: vip\n"
+                                   "    - name: regulars\n"
+                                   "      vip: false\n"
+                                   "      returning: yes\n"
+                                   "      regex: 'order\\s*#?\\d{5,}'\n"
+                                   "      skills: Orders\n"
+                                   "      queue: orders\n"
+                                   "    - name: plain\n"
+                                   "      queue: general\n";
+        struct omr_conf *c = load_ok(yaml);
+        const struct omr_rule *r = c->routing.rules;
+
+        (void)state;
+        assert_int_equal(c->routing.n_rules, 3);
+        assert_int_equal(r[0].vip, 1);
+        assert_int_equal(r[0].returning, -1);
+        assert_null(r[0].regex);
+        /* Skills are compared case-insensitively: stored lower-case. */
+        assert_int_equal(r[0].n_skills, 3);
+        assert_string_equal(r[0].skills[0], "vip");
+        assert_string_equal(r[0].skills[1], "billing.eu");
+        assert_string_equal(r[0].skills[2], "tier_2");
+
+        assert_int_equal(r[1].vip, 0);
+        assert_int_equal(r[1].returning, 1);
+        assert_non_null(r[1].regex);
+        assert_string_equal(r[1].regex_src, "order\\s*#?\\d{5,}");
+        assert_int_equal(r[1].n_skills, 1);
+        assert_string_equal(r[1].skills[0], "orders");
+
+        /* Absent conditions match anything. */
+        assert_int_equal(r[2].vip, -1);
+        assert_int_equal(r[2].returning, -1);
+        assert_null(r[2].regex);
+        assert_int_equal(r[2].n_skills, 0);
+
+        assert_true(c->routing.uses_returning);
+        omr_conf_free(c);
+
+        /* returning: false also needs to know; no returning condition does not. */
+        c = load_ok("routing:\n  rules:\n    - returning: false\n      queue: new\n");
+        assert_true(c->routing.uses_returning);
+        assert_int_equal(c->routing.rules[0].returning, 0);
+        omr_conf_free(c);
+        c = load_ok("routing:\n  rules:\n    - vip: true\n      queue: vip\n");
+        assert_false(c->routing.uses_returning);
+        omr_conf_free(c);
+}
+
+/* The compile error names the pattern and where in it PCRE2 stopped. */
+static void test_rule_regex_error(void **state)
+{
+        (void)state;
+        expect_error("routing:\n  rules:\n    - name: r\n      queue: q\n"
+                     "      regex: 'order #(\\d{5}'\n",
+                     5, "order #(\\d{5}", "offset 13");
+        expect_error("routing:\n  rules:\n    - name: r\n      queue: q\n      regex: 'a{2,1}'\n",
+                     5, "a{2,1}", "offset 5");
+}
+
+static void test_agents_parsed(void **state)
+{
+        static const char yaml[] = "agents:\n"
+                                   "  heartbeat_timeout: 90s\n"
+                                   "  list:\n"
+                                   "    - id: ana\n"
+                                   "      name: Ana Nguy\xe1\xbb\x85n\n"
+                                   "      email: ana@example.com\n"
+                                   "      languages: [vi, en-GB, zh-Hant]\n"
+                                   "      skills: [Billing, VIP]\n"
+                                   "      teams: [Tier1]\n"
+                                   "      queues: [general, billing]\n"
+                                   "      capacity:\n"
+                                   "        sms: 5\n"
+                                   "        chat: 3\n"
+                                   "        \"*\": 1\n"
+                                   "    - id: bo.b@team-2\n"
+                                   "      capacity: {email: 0, api: 1000}\n"
+                                   "      queues: general\n";
+        struct omr_conf *c = load_ok(yaml);
+        const struct omr_conf_agent *a = c->agents.list;
+
+        (void)state;
+        assert_int_equal(c->agents.heartbeat_timeout_ms, 90000);
+        assert_int_equal(c->agents.n, 2);
+
+        assert_string_equal(a[0].id, "ana");
+        assert_int_equal(a[0].line, 4);
+        assert_string_equal(a[0].name, "Ana Nguy\xe1\xbb\x85n");
+        assert_string_equal(a[0].email, "ana@example.com");
+        assert_int_equal(a[0].n_languages, 3);
+        assert_string_equal(a[0].languages[1], "en-GB");
+        assert_string_equal(a[0].languages[2], "zh-Hant");
+        assert_int_equal(a[0].n_skills, 2);
+        assert_string_equal(a[0].skills[0], "billing");
+        assert_string_equal(a[0].skills[1], "vip");
+        assert_int_equal(a[0].n_teams, 1);
+        assert_string_equal(a[0].teams[0], "tier1");
+        assert_int_equal(a[0].n_queues, 2);
+        assert_string_equal(a[0].queues[0], "general");
+        assert_string_equal(a[0].queues[1], "billing");
+        assert_int_equal(a[0].n_capacity, 3);
+        assert_string_equal(a[0].capacity[0].channel, "sms");
+        assert_int_equal(a[0].capacity[0].max, 5);
+        assert_string_equal(a[0].capacity[1].channel, "chat");
+        assert_int_equal(a[0].capacity[1].max, 3);
+        assert_string_equal(a[0].capacity[2].channel, "*"); /* every other channel */
+        assert_int_equal(a[0].capacity[2].max, 1);
+
+        /* The bounds 0 and 1000; a lone queue is a list of one. */
+        assert_string_equal(a[1].id, "bo.b@team-2");
+        assert_int_equal(a[1].line, 15);
+        assert_int_equal(a[1].n_capacity, 2);
+        assert_string_equal(a[1].capacity[0].channel, "email");
+        assert_int_equal(a[1].capacity[0].max, 0);
+        assert_string_equal(a[1].capacity[1].channel, "api");
+        assert_int_equal(a[1].capacity[1].max, 1000);
+        assert_int_equal(a[1].n_queues, 1);
+        assert_string_equal(a[1].queues[0], "general");
+        assert_int_equal(a[1].n_languages, 0); /* serves any language */
+        assert_int_equal(a[1].n_skills, 0);
+
+        assert_ptr_equal(omr_conf_agent(c, "ana"), &a[0]);
+        assert_ptr_equal(omr_conf_agent(c, "bo.b@team-2"), &a[1]);
+        assert_null(omr_conf_agent(c, "Ana"));
+        assert_null(omr_conf_agent(c, "nobody"));
+        omr_conf_free(c);
+
+        /* Every channel name is a capacity key. */
+        c = load_ok("agents:\n  list:\n    - id: x\n      queues: [q]\n"
+                    "      capacity: {email: 1, chat: 2, sms: 3, social: 4, api: 5, \"*\": 6}\n");
+        assert_int_equal(c->agents.list[0].n_capacity, 6);
+        assert_int_equal(c->agents.list[0].capacity[5].max, 6);
+        omr_conf_free(c);
+}
+
+static void test_agents_defaults(void **state)
+{
+        struct omr_conf *c = load_ok("log:\n  level: info\n");
+
+        (void)state;
+        assert_int_equal(c->agents.heartbeat_timeout_ms, 60000);
+        assert_int_equal(c->agents.n, 0);
+        assert_null(omr_conf_agent(c, "ana"));
+        omr_conf_free(c);
+        /* The bounds of heartbeat_timeout. */
+        c = load_ok("agents:\n  heartbeat_timeout: 1s\n");
+        assert_int_equal(c->agents.heartbeat_timeout_ms, 1000);
+        omr_conf_free(c);
+        c = load_ok("agents:\n  heartbeat_timeout: 1d\n");
+        assert_int_equal(c->agents.heartbeat_timeout_ms, 86400000);
+        omr_conf_free(c);
+}
+
+static void test_valid_agent_id(void **state)
+{
+        char max[66];
+        static const struct {
+                const char *id;
+                bool want;
+        } ids[] = {
+                {"ana", true},       {"a.b-c_D9@x", true}, {"ana@example.com", true},
+                {"7", true},         {"", false},          {"a b", false},
+                {"a:b", false},      {"a/b", false},       {"a{b}", false},
+                {"\xc3\xa9", false}, {"tab\t", false},     {"a*", false},
+        };
+
+        (void)state;
+        for (size_t i = 0; i < N(ids); i++)
+                if (omr_conf_valid_agent_id(ids[i].id) != ids[i].want)
+                        fail_msg("valid_agent_id(\"%s\") != %d", ids[i].id, ids[i].want);
+        memset(max, 'a', 64);
+        max[64] = '\0';
+        assert_true(omr_conf_valid_agent_id(max));
+        max[64] = 'a';
+        max[65] = '\0';
+        assert_false(omr_conf_valid_agent_id(max));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1359,6 +1792,16 @@ int main(void)
                 cmocka_unit_test(test_outbound),
                 cmocka_unit_test(test_reload_blocker),
                 cmocka_unit_test(test_valid_queue_name),
+                cmocka_unit_test(test_queues_parsed),
+                cmocka_unit_test(test_queue_defaults_undeclared),
+                cmocka_unit_test(test_strategy_names),
+                cmocka_unit_test(test_duplicate_queue_and_agent),
+                cmocka_unit_test(test_vip_customers),
+                cmocka_unit_test(test_rule_conditions_parsed),
+                cmocka_unit_test(test_rule_regex_error),
+                cmocka_unit_test(test_agents_parsed),
+                cmocka_unit_test(test_agents_defaults),
+                cmocka_unit_test(test_valid_agent_id),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
