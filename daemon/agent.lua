@@ -20,7 +20,7 @@ local function requeue_offers(agent_id, why)
     local c = R.hash(R.conv_key(cid))
     if c.status == 'offered' and c.offer_agent == agent_id then
       R.release(c)
-      R.add_declined(c, agent_id)
+      R.add_declined(c, agent_id, now)
       R.conv_event(now, emax, 'conversation.offer_withdrawn', c, {'agent_id', agent_id,
         'by', 'omnirouted', 'reason', why})
       R.enqueue(c, c.queue, {now = now, maxlen = emax, qmax = '100000', kind = 'requeued',

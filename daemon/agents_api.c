@@ -60,6 +60,7 @@ static json_t *agent_json(const redisReply *flat)
 {
         json_t *a = json_object(), *cap = json_object(), *load = json_object();
         json_object_set_new(a, "load_total", json_integer(0));
+        json_object_set_new(a, "presence_expires_at", json_null());
         for (size_t i = 0; i + 1 < flat->elements; i += 2) {
                 const char *k = flat->element[i]->str, *v = flat->element[i + 1]->str;
                 if (k == NULL || v == NULL)

@@ -34,6 +34,7 @@ struct dispatch {
         struct omr_assign *owner;
         char *queue;
         bool running, pending;
+        long long offset; /* where the next call starts in the waiting line */
         struct dispatch *next;
 };
 
@@ -235,14 +236,20 @@ static void on_dispatched(const redisReply *r, const char *error, void *arg)
         if (error == NULL && r->type == REDIS_REPLY_ERROR) {
                 omr_log(LOG_ERR, "assign", "dispatch failed queue=%s error=\"%s\"", d->queue,
                         r->str);
-        } else if (error == NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+        } else if (error == NULL && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
                 for (long long i = 0; i < r->element[0]->integer; i++)
                         omr_metrics_inc(a->core->metrics, OMR_M_DISPATCHED, d->queue, NULL);
                 if (r->element[0]->integer > 0)
                         omr_log(LOG_DEBUG, "assign", "dispatched queue=%s offers=%lld", d->queue,
                                 r->element[0]->integer);
-                if (r->element[1]->integer == 1)
-                        d->pending = true; /* stopped at the per-call limit */
+                if (r->element[1]->integer == 1 && r->elements >= 3) {
+                        /* More to look at: the next page, or after the
+                         * offer limit, the rest of this one. */
+                        d->offset = r->element[2]->integer;
+                        d->pending = true;
+                } else {
+                        d->offset = 0;
+                }
         }
         if (d->pending && ready(a))
                 run_dispatch(d);
@@ -251,12 +258,14 @@ static void on_dispatched(const redisReply *r, const char *error, void *arg)
 static void run_dispatch(struct dispatch *d)
 {
         struct omr_assign *a = d->owner;
-        char now[24], emax[24];
+        char now[24], emax[24], offset[24];
         now_str(now);
         emax_str(a, emax);
-        const char *argv[] = {prefix(a), d->queue, now, MAX_OFFERS_PER_CALL, emax, SCAN_PER_CALL};
+        snprintf(offset, sizeof(offset), "%lld", d->offset);
+        const char *argv[] = {prefix(a), d->queue,      now,   MAX_OFFERS_PER_CALL,
+                              emax,      SCAN_PER_CALL, offset};
         d->pending = false;
-        if (omr_store_eval(a->core->store, &a->core->routing.assign, on_dispatched, d, 0, 6, argv,
+        if (omr_store_eval(a->core->store, &a->core->routing.assign, on_dispatched, d, 0, 7, argv,
                            NULL) == 0) {
                 d->running = true;
                 a->inflight++;
@@ -282,16 +291,20 @@ void omr_assign_kick(struct omr_core *core, const char *queue)
                 return;
         if (queue) {
                 struct dispatch *d = dispatch_for(a, queue);
-                if (d)
+                if (d) {
                         d->pending = true;
+                        d->offset = 0; /* new work or room: from the front */
+                }
         } else {
                 const struct omr_conf *c = core->conf;
                 for (size_t i = 0; i < c->routing.n_queues; i++) {
                         if (c->routing.queues[i].mode != OMR_QUEUE_PUSH)
                                 continue;
                         struct dispatch *d = dispatch_for(a, c->routing.queues[i].name);
-                        if (d)
+                        if (d) {
                                 d->pending = true;
+                                d->offset = 0;
+                        }
                 }
         }
         /* On the next loop turn: a burst of kicks becomes one dispatch. */

@@ -47,25 +47,43 @@ local sel = {now = tonumber(now), match_language = true}
 -- `away` may still pull), capacity and skills do.
 a.presence, a.presence_expires_at = 'online', math.huge
 
+-- ignore_declined: the second pass, when every candidate had been
+-- declined by this agent before (it is still better than stranding it).
+local ignore_declined = false
 local function fits(c, conf)
   sel.match_language = conf.match_language
-  return R.unfit(a, R.conv_view(c), sel) == nil
+  local view = R.conv_view(c)
+  if ignore_declined then view.declined = {} end
+  return R.unfit(a, view, sel) == nil
 end
+
+-- How far one claim looks, so that a claim stays a bounded script however
+-- long a backlog is: expired or returned claims (paged), then undelivered
+-- entries (docs/routing.md, "Limits").
+local PENDING_PAGE, PENDING_MAX, UNDELIVERED_MAX = 100, 1000, 200
 
 -- Best candidate in one stream: the oldest expired or returned claim, else
 -- the oldest undelivered entry. Returns {key, id, conv, skip} where skip is
 -- the number of undelivered entries in front of it (nil for a pending one).
 local function candidate(key, conf)
   if redis.call('EXISTS', key) == 0 then return nil end
-  for _, p in ipairs(redis.call('XPENDING', key, 'agents', 'IDLE', conf.claim_timeout, '-', '+', 50)) do
-    local id = p[1]
-    local e = redis.call('XRANGE', key, id, id)[1]
-    local c = e and entry_conv(e[2]) or {}
-    if not (c.id and live(c, key, id)) then
-      redis.call('XACK', key, 'agents', id)
-    elseif (c.status ~= 'assigned' or c.agent_id ~= me) and fits(c, conf) then
-      return {key, id, c, nil}
+  local from, seen = '-', 0
+  while seen < PENDING_MAX do
+    local page = redis.call('XPENDING', key, 'agents', 'IDLE', conf.claim_timeout, from, '+',
+      PENDING_PAGE)
+    for _, p in ipairs(page) do
+      local id = p[1]
+      local e = redis.call('XRANGE', key, id, id)[1]
+      local c = e and entry_conv(e[2]) or {}
+      if not (c.id and live(c, key, id)) then
+        redis.call('XACK', key, 'agents', id)
+      elseif (c.status ~= 'assigned' or c.agent_id ~= me) and fits(c, conf) then
+        return {key, id, c, nil}
+      end
     end
+    seen = seen + #page
+    if #page < PENDING_PAGE then break end
+    from = '(' .. page[#page][1]
   end
   local last = '0-0'
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
@@ -73,11 +91,23 @@ local function candidate(key, conf)
     for i = 1, #g, 2 do h[g[i]] = g[i + 1] end
     if h.name == 'agents' then last = h['last-delivered-id'] end
   end
-  local skip = 0
-  for _, e in ipairs(redis.call('XRANGE', key, '(' .. last, '+', 'COUNT', 50)) do
+  local skip, dead = 0, 0
+  for _, e in ipairs(redis.call('XRANGE', key, '(' .. last, '+', 'COUNT', UNDELIVERED_MAX)) do
     local c = entry_conv(e[2])
-    if c.id and live(c, key, e[1]) and fits(c, conf) then return {key, e[1], c, skip} end
+    local alive = c.id and live(c, key, e[1])
+    if alive and fits(c, conf) then return {key, e[1], c, skip} end
+    if not alive and dead == skip then dead = dead + 1 end
     skip = skip + 1
+  end
+  if dead > 0 then
+    -- Entries at the head whose conversations moved on (resolved or
+    -- transferred while waiting): settle them so they never fill the
+    -- window for anyone.
+    for _, e in ipairs(redis.call('XREADGROUP', 'GROUP', 'agents', '_settled', 'COUNT', dead,
+        'STREAMS', key, '>')[1][2]) do
+      redis.call('XACK', key, 'agents', e[1])
+    end
+    redis.call('XGROUP', 'DELCONSUMER', key, 'agents', '_settled')
   end
   return nil
 end
@@ -88,43 +118,53 @@ for _, q in ipairs(a.queues) do
   if conf.mode == 'pull' then pull[#pull + 1] = conf end
 end
 
-for _, band in ipairs(R.BANDS) do
-  local best, best_conf
-  for _, conf in ipairs(pull) do
-    local cand = candidate(R.key('queue', conf.name, band), conf)
-    if cand and (not best or tonumber(cand[3].enqueued_at) < tonumber(best[3].enqueued_at)) then
-      best, best_conf = cand, conf
+local function search()
+  for _, band in ipairs(R.BANDS) do
+    local best, best_conf
+    for _, conf in ipairs(pull) do
+      local cand = candidate(R.key('queue', conf.name, band), conf)
+      if cand and (not best or tonumber(cand[3].enqueued_at) < tonumber(best[3].enqueued_at)) then
+        best, best_conf = cand, conf
+      end
     end
+    if best then return best, best_conf end
   end
-  if best then
-    local key, id, c, skip = best[1], best[2], best[3], best[4]
-    if skip == nil then
-      redis.call('XCLAIM', key, 'agents', me, 0, id)
-    else
-      -- Deliver up to the chosen entry; the ones in front of it go back
-      -- (still live: another agent may take them) or are settled (stale).
-      for _, e in ipairs(redis.call('XREADGROUP', 'GROUP', 'agents', me, 'COUNT', skip + 1,
-          'STREAMS', key, '>')[1][2]) do
-        if e[1] ~= id then
-          if live(entry_conv(e[2]), key, e[1]) then
-            R.return_work(key, e[1], best_conf.claim_timeout)
-          else
-            redis.call('XACK', key, 'agents', e[1])
-          end
+  return nil, nil
+end
+
+local best, best_conf = search()
+if not best then
+  ignore_declined = true
+  best, best_conf = search()
+end
+if best then
+  local key, id, c, skip = best[1], best[2], best[3], best[4]
+  if skip == nil then
+    redis.call('XCLAIM', key, 'agents', me, 0, id)
+  else
+    -- Deliver up to the chosen entry; the ones in front of it go back
+    -- (still live: another agent may take them) or are settled (stale).
+    for _, e in ipairs(redis.call('XREADGROUP', 'GROUP', 'agents', me, 'COUNT', skip + 1,
+        'STREAMS', key, '>')[1][2]) do
+      if e[1] ~= id then
+        if live(entry_conv(e[2]), key, e[1]) then
+          R.return_work(key, e[1], best_conf.claim_timeout)
+        else
+          redis.call('XACK', key, 'agents', e[1])
         end
       end
     end
-    if c.status == 'assigned' then
-      -- The previous claimant never accepted within claim_timeout.
-      R.release(c)
-      R.conv_event(now, emax, 'conversation.claim_expired', c, {'agent_id', c.agent_id,
-        'by', 'omnirouted', 'reason', 'not accepted within claim_timeout'})
-    end
-    redis.call('ZREM', R.key('queue', c.queue, 'waiting'), c.id)
-    local load = R.set_load(me, c.channel, 1)
-    redis.call('HSET', R.key('agent', me), 'last_assigned_at', now)
-    R.mark_assigned(c, me, 'pull', opts, load, R.capacity(a, c.channel))
-    return {'claimed', c.id, 'pull', redis.call('HGETALL', R.conv_key(c.id))}
   end
+  if c.status == 'assigned' then
+    -- The previous claimant never accepted within claim_timeout.
+    R.release(c)
+    R.conv_event(now, emax, 'conversation.claim_expired', c, {'agent_id', c.agent_id,
+      'by', 'omnirouted', 'reason', 'not accepted within claim_timeout'})
+  end
+  redis.call('ZREM', R.key('queue', c.queue, 'waiting'), c.id)
+  local load = R.set_load(me, c.channel, 1)
+  redis.call('HSET', R.key('agent', me), 'last_assigned_at', now)
+  R.mark_assigned(c, me, 'pull', opts, load, R.capacity(a, c.channel))
+  return {'claimed', c.id, 'pull', redis.call('HGETALL', R.conv_key(c.id))}
 end
 return {'none'}

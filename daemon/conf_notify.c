@@ -2,6 +2,7 @@
  * offers and assignments (signed webhooks, Slack-compatible webhooks,
  * email to the agent). Same rules as conf.c: typed, validated once, every
  * error with file:line. */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -117,7 +118,13 @@ static int wh_secret(struct cy *cy, yaml_node_t *v, void *obj)
 static int wh_teams(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf_webhook *w = obj;
-        return cy_string_list(cy, v, "notify.webhooks[].teams", &w->teams, &w->n_teams);
+        if (cy_string_list(cy, v, "notify.webhooks[].teams", &w->teams, &w->n_teams))
+                return -1;
+        /* Agents' teams are stored lower-case (free tags, like skills). */
+        for (size_t i = 0; i < w->n_teams; i++)
+                for (char *p = w->teams[i]; *p; p++)
+                        *p = (char)tolower((unsigned char)*p);
+        return 0;
 }
 
 static int wh_agents(struct cy *cy, yaml_node_t *v, void *obj)

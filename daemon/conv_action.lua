@@ -26,6 +26,11 @@ if action == 'show' then
   return {'ok', c.status, '', redis.call('HGETALL', ck), log}
 end
 
+-- Actions are taken by a registered agent (show needs none).
+if action ~= 'show' and not R.agent(who) then
+  return {'error', 'unknown_agent', 'no agent ' .. who .. ' (the acting agent_id)'}
+end
+
 local function holder()
   if c.status == 'offered' then return c.offer_agent or '' end
   if c.status == 'assigned' or c.status == 'waiting' then return c.agent_id or '' end
@@ -67,7 +72,7 @@ if action == 'decline' then
     return {'error', 'not_offered', 'conversation ' .. id .. ' is not offered to ' .. who}
   end
   R.release(c)
-  R.add_declined(c, who)
+  R.add_declined(c, who, now)
   R.conv_event(now, emax, 'conversation.declined', c, {'agent_id', who, 'by', who,
     'reason', reason})
   if c.status == 'assigned' and c.work_key ~= '' then
@@ -110,6 +115,9 @@ if action == 'transfer' then
     return {'error', 'resolved', 'conversation ' .. id .. ' is resolved'}
   end
   local from = holder()
+  if from ~= '' and from ~= who then
+    return {'error', 'not_yours', 'conversation ' .. id .. ' is with ' .. from}
+  end
   if to_agent ~= '' then
     local a = R.agent(to_agent)
     if not a then return {'error', 'unknown_agent', 'no agent ' .. to_agent} end

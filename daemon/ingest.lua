@@ -68,9 +68,21 @@ else
   queue = c.queue or queue
 end
 
+-- Every key a write below may touch (a wrong type there would fail the
+-- script half way). R.queue_conf reads the queue's settings hash: a wrong
+-- type raises here, still before any write.
+local band = new == 1 and priority or (c.priority or priority)
+local will_enqueue = new == 1 or c.status == 'resolved'
 local err = require_type(conv_key, 'hash') or require_type(log_key, 'stream')
   or require_type(KEYS[3], 'stream') or require_type(customer_key, 'hash')
   or require_type(R.key('queue', queue, 'waiting'), 'zset')
+  or require_type(R.key('queues'), 'set')
+if not err and will_enqueue and R.queue_conf(queue).mode == 'pull' then
+  err = require_type(R.key('queue', queue, band), 'stream')
+end
+if not err and not will_enqueue and (c.status == 'assigned' or c.status == 'waiting') then
+  err = require_type(R.key('agent', c.agent_id or '', 'inbox'), 'stream')
+end
 if err then return err end
 
 -- Writes from here on.
@@ -78,6 +90,12 @@ local opts = {now = now, maxlen = emax, qmax = qmax, by = 'customer'}
 -- The message JSON is built in C without the conversation id (unknown
 -- until now); splice it in as the first member.
 local message = '{"conversation_id":"' .. conv .. '",' .. string.sub(ARGV[4], 2)
+if priority ~= ARGV[11] and new == 1 then
+  -- Routed as a returning customer: the message carries that priority.
+  -- Inside JSON string values quotes are escaped, so this pattern can
+  -- only match the top-level member.
+  message = string.gsub(message, '"priority":"%a+"', '"priority":"' .. priority .. '"', 1)
+end
 redis.call('XADD', log_key, '*', 'message_id', ARGV[3], 'direction', 'in', 'message', message)
 
 local mode = ''

@@ -31,8 +31,10 @@ local made = 0
 for _, e in ipairs(batch[1][2]) do
   local id, f = e[1], {}
   for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
-  local agent_id = f.to_agent and f.type == 'conversation.transferred' and f.to_agent
-    or f.agent_id
+  -- A transfer concerns the agent receiving it (none for a transfer to a
+  -- queue: the assignment that follows is its own event).
+  local agent_id = f.agent_id
+  if f.type == 'conversation.transferred' then agent_id = f.to_agent end
   if agent_id and agent_id ~= '' then
     local a = R.hash(R.key('agent', agent_id))
     local teams = R.list(a.teams)

@@ -323,8 +323,10 @@ end
 
 -- Appends an agent id to the conversation's declined list (offers that were
 -- declined or lapsed are not made to the same agent again).
-function R.add_declined(c, agent_id)
+function R.add_declined(c, agent_id, now)
   local d = list(c.declined)
+  redis.call('HSET', R.conv_key(c.id), 'declined_at', now)
+  c.declined_at = now
   for _, x in ipairs(d) do if x == agent_id then return end end
   d[#d + 1] = agent_id
   c.declined = cjson.encode(d)

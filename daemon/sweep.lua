@@ -31,7 +31,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', R.key('presence'), '-inf', now, 
       local c = R.hash(R.conv_key(cid))
       if c.status == 'offered' and c.offer_agent == id then
         R.release(c)
-        R.add_declined(c, id)
+        R.add_declined(c, id, now)
         R.conv_event(now, emax, 'conversation.offer_withdrawn', c, {'agent_id', id,
           'by', 'omnirouted', 'reason', 'agent offline (heartbeat timeout)'})
         want(c.queue, R.enqueue(c, c.queue, {now = now, maxlen = emax, qmax = qmax,
@@ -49,7 +49,7 @@ for _, cid in ipairs(redis.call('ZRANGEBYSCORE', R.key('offers'), '-inf', now, '
   if c.status == 'offered' then
     local agent = c.offer_agent or ''
     R.release(c)
-    R.add_declined(c, agent)
+    R.add_declined(c, agent, now)
     R.conv_event(now, emax, 'conversation.offer_expired', c, {'agent_id', agent,
       'by', 'omnirouted', 'reason', 'not accepted within offer_timeout'})
     want(c.queue, R.enqueue(c, c.queue, {now = now, maxlen = emax, qmax = qmax,
@@ -66,9 +66,23 @@ for _, q in ipairs(redis.call('SMEMBERS', R.key('queues'))) do
   if conf.mode == 'pull' then
     for _, band in ipairs(R.BANDS) do
       local key = R.key('queue', q, band)
+      -- Per claimant: entries handed back (consumer _returned) wait for
+      -- the next claim and must not crowd out the claims that expire.
+      local pending = {}
       if redis.call('EXISTS', key) == 1 then
-        for _, p in ipairs(redis.call('XPENDING', key, 'agents', 'IDLE', conf.claim_timeout,
-            '-', '+', 100)) do
+        for _, cons in ipairs(redis.call('XINFO', 'CONSUMERS', key, 'agents')) do
+          local name
+          for i = 1, #cons, 2 do if cons[i] == 'name' then name = cons[i + 1] end end
+          if name and name ~= '_returned' then
+            for _, p in ipairs(redis.call('XPENDING', key, 'agents', 'IDLE', conf.claim_timeout,
+                '-', '+', 100, name)) do
+              pending[#pending + 1] = p
+            end
+          end
+        end
+      end
+      do
+        for _, p in ipairs(pending) do
           local e = redis.call('XRANGE', key, p[1], p[1])[1]
           local cid = ''
           if e then
