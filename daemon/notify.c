@@ -216,7 +216,7 @@ static void post_webhook(struct attempt *a, const struct omr_conf_webhook *w, js
 {
         struct omr_notify *n = a->n;
         char *body = w->format == OMR_NOTIFY_SLACK ? slack_body(p) : strdup(a->payload);
-        char ts[24], sig[80] = "", h_sig[100], h_ts[64], h_id[200], h_type[120];
+        char ts[24], sig[80] = "", h_sig[128], h_ts[64], h_id[200], h_type[120];
         snprintf(ts, sizeof(ts), "%lld", (long long)(omr_now_ms() / 1000));
         if (body && w->secret) {
                 /* The inbound scheme (docs/connectors/api.md), both ways. */

@@ -345,6 +345,67 @@ static const struct {
         int line;              /* 0: any line */
         const char *any_of[2]; /* the message names one of these (NULL: no check) */
 } error_cases[] = {
+        {"calendar unknown zone",
+         "calendars:\n  office:\n    timezone: Mars/Olympus\n",
+         3,
+         {"Mars/Olympus"}},
+        {"calendar without zone",
+         "calendars:\n  office:\n    hours: {mon: \"09:00-17:00\"}\n",
+         2,
+         {"timezone"}},
+        {"calendar bad day",
+         "calendars:\n  office:\n    timezone: UTC\n    hours: {monday: \"09:00-17:00\"}\n",
+         4,
+         {"monday"}},
+        {"calendar bad range",
+         "calendars:\n  office:\n    timezone: UTC\n    hours: {mon: \"9-17\"}\n",
+         4,
+         {"9-17"}},
+        {"calendar bad holiday",
+         "calendars:\n  office:\n    timezone: UTC\n    holidays: [\"2026-02-30\"]\n",
+         4,
+         {"2026-02-30"}},
+        {"rule names unknown calendar",
+         "routing:\n  rules:\n    - name: night\n      outside_business_hours: nope\n      "
+         "queue: q\n",
+         3,
+         {"nope"}},
+        {"rule names two calendars",
+         "routing:\n  rules:\n    - name: r\n      business_hours: a\n      "
+         "outside_business_hours: b\n      queue: q\n",
+         5,
+         {"either"}},
+        {"webhook without url", "notify:\n  webhooks:\n    - name: w\n", 3, {"url"}},
+        {"webhook bad url",
+         "notify:\n  webhooks:\n    - name: w\n      url: ftp://x\n",
+         4,
+         {"http"}},
+        {"webhook bad format",
+         "notify:\n  webhooks:\n    - name: w\n      url: http://x\n      format: xml\n",
+         5,
+         {"xml"}},
+        {"webhook unknown event",
+         "notify:\n  webhooks:\n    - name: w\n      url: http://x\n      events: [reply.sent]\n",
+         5,
+         {"reply.sent"}},
+        {"webhook named twice",
+         "notify:\n  webhooks:\n    - name: w\n      url: http://x\n    - name: w\n      url: "
+         "http://y\n",
+         5,
+         {"twice"}},
+        {"email without from", "notify:\n  email:\n    server: 127.0.0.1:25\n", 3, {"from"}},
+        {"email bad server",
+         "notify:\n  email:\n    server: localhost\n    from: a@b.example\n",
+         3,
+         {"host:port"}},
+        {"email user without password",
+         "notify:\n  email:\n    server: h:25\n    from: a@b.example\n    user: u\n",
+         3,
+         {"password_file"}},
+        {"email bad starttls",
+         "notify:\n  email:\n    server: h:25\n    from: a@b.example\n    starttls: maybe\n",
+         5,
+         {"starttls"}},
         {"unknown top-level key", "log:\n  level: info\nbogus: 1\n", 3, {"bogus"}},
         {"unknown http key",
          "http:\n  listen: \"127.0.0.1:0\"\n  max_bodyy: 1MiB\n",
@@ -1768,12 +1829,49 @@ static void test_valid_agent_id(void **state)
         assert_false(omr_conf_valid_agent_id(max));
 }
 
+/* Calendars and the rules that name them; notify targets with defaults. */
+static void test_calendars_and_notify_parsed(void **state)
+{
+        (void)state;
+        struct omr_conf *c = load_ok(
+                "routing:\n  rules:\n    - name: night\n      outside_business_hours: office\n"
+                "      queue: night\n"
+                "calendars:\n  office:\n    timezone: Asia/Bangkok\n"
+                "    hours: {mon: [\"08:00-12:00\", \"13:00-17:00\"], sat: \"22:00-02:00\"}\n"
+                "    holidays: [\"2026-12-25\", \"01-01\"]\n"
+                "notify:\n  webhooks:\n    - name: tier1\n      url: https://h.example/x\n"
+                "      teams: [Tier1]\n      format: slack\n"
+                "  email:\n    server: 127.0.0.1:2525\n    from: omr@example.com\n"
+                "    starttls: disabled\n");
+        assert_int_equal(c->n_calendars, 1);
+        const struct omr_calendar *cal = omr_conf_calendar(c, "office");
+        assert_non_null(cal);
+        assert_int_equal(cal->n_hours[0], 2);
+        assert_int_equal(cal->hours[0][1].start, 13 * 60);
+        assert_int_equal(cal->n_hours[5], 1);
+        assert_int_equal(cal->hours[5][0].end, 2 * 60);
+        assert_int_equal(cal->n_holidays, 2);
+        assert_int_equal(cal->holidays[1].year, 0);
+        const struct omr_rule *r = rule_named(c, "night");
+        assert_ptr_equal(r->calendar, cal);
+        assert_false(r->want_open);
+        assert_int_equal(c->notify.n_webhooks, 1);
+        assert_int_equal(c->notify.webhooks[0].format, OMR_NOTIFY_SLACK);
+        assert_string_equal(c->notify.webhooks[0].teams[0], "tier1"); /* case-insensitive */
+        assert_int_equal(c->notify.webhooks[0].n_events, 2);          /* offered, assigned */
+        assert_string_equal(c->notify.mail.server, "127.0.0.1:2525");
+        assert_int_equal(c->notify.mail.starttls, OMR_STARTTLS_DISABLED);
+        assert_int_equal(c->notify.mail.n_events, 2);
+        omr_conf_free(c);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_example_loads),
                 cmocka_unit_test(test_load_missing_file),
                 cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_calendars_and_notify_parsed),
                 cmocka_unit_test(test_errors_collected),
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_durations),
