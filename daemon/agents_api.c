@@ -392,7 +392,8 @@ static void h_put_agent(struct omr_http_request *req, void *arg)
         struct omr_core *core = arg;
         const char *id;
         json_t *j;
-        if (!omr_api_authorize(core, req) || !(id = agent_param(req)) ||
+        const struct omr_conf_token *tok = omr_api_token(core, req);
+        if (!tok || !omr_api_may_act_as(core, req, tok, NULL) || !(id = agent_param(req)) ||
             !(j = body_object(req, false)))
                 return;
         const char *name, *email;
@@ -457,7 +458,8 @@ static void h_delete_agent(struct omr_http_request *req, void *arg)
 {
         struct omr_core *core = arg;
         const char *id;
-        if (!omr_api_authorize(core, req) || !(id = agent_param(req)))
+        const struct omr_conf_token *tok = omr_api_token(core, req);
+        if (!tok || !omr_api_may_act_as(core, req, tok, NULL) || !(id = agent_param(req)))
                 return;
         if (omr_conf_agent(core->conf, id)) {
                 omr_http_reply_error(req, 409, "config_agent",
@@ -487,7 +489,8 @@ static void h_presence(struct omr_http_request *req, void *arg)
         struct omr_core *core = arg;
         const char *id, *status;
         json_t *j;
-        if (!omr_api_authorize(core, req) || !(id = agent_param(req)) ||
+        const struct omr_conf_token *tok = omr_api_token(core, req);
+        if (!tok || !(id = agent_param(req)) || !omr_api_may_act_as(core, req, tok, id) ||
             !(j = body_object(req, false)))
                 return;
         status = json_string_value(json_object_get(j, "status"));
@@ -507,7 +510,8 @@ static void h_claim(struct omr_http_request *req, void *arg)
 {
         struct omr_core *core = arg;
         const char *id;
-        if (!omr_api_authorize(core, req) || !(id = agent_param(req)))
+        const struct omr_conf_token *tok = omr_api_token(core, req);
+        if (!tok || !(id = agent_param(req)) || !omr_api_may_act_as(core, req, tok, id))
                 return;
         struct call *c = new_call(core, req, OP_CLAIM, id);
         if (c == NULL)
@@ -520,7 +524,8 @@ static void h_claim(struct omr_http_request *req, void *arg)
 }
 
 /* accept, decline, resolve, transfer and show share one script. */
-static void conv_action(struct omr_http_request *req, struct omr_core *core, const char *action)
+static void conv_action(struct omr_http_request *req, struct omr_core *core,
+                        const struct omr_conf_token *tok, const char *action)
 {
         const char *conv = omr_http_param(req, "id");
         if (!omr_api_valid_id(conv)) {
@@ -540,6 +545,8 @@ static void conv_action(struct omr_http_request *req, struct omr_core *core, con
                    opt_string(req, j, "to_agent", 64, &to)) {
                 if (agent == NULL || !omr_conf_valid_agent_id(agent)) {
                         bad_field(req, "agent_id", "is required: the acting agent's id");
+                        agent = NULL;
+                } else if (!omr_api_may_act_as(core, req, tok, agent)) {
                         agent = NULL;
                 } else if (strcmp(action, "transfer") == 0 &&
                            (!queue == !to || (queue && !omr_conf_valid_queue_name(queue)) ||
@@ -572,8 +579,9 @@ static void conv_action(struct omr_http_request *req, struct omr_core *core, con
 #define ACTION_HANDLER(name)                                                                       \
         static void h_##name(struct omr_http_request *req, void *arg)                              \
         {                                                                                          \
-                if (omr_api_authorize(arg, req))                                                   \
-                        conv_action(req, arg, #name);                                              \
+                const struct omr_conf_token *tok = omr_api_token(arg, req);                        \
+                if (tok)                                                                           \
+                        conv_action(req, arg, tok, #name);                                         \
         }
 ACTION_HANDLER(show)
 ACTION_HANDLER(accept)

@@ -124,6 +124,18 @@ static int parse_seq(struct cy *cy, yaml_node_t *v, const struct seq_spec *sp, v
         return rc;
 }
 
+static int token_agent(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf_token *t = obj;
+        if (cy_string(cy, v, "api.tokens[].agent", &t->agent))
+                return -1;
+        if (!omr_conf_valid_agent_id(t->agent)) {
+                cy_error(cy, v, "agent id '%s' must be 1-64 of [A-Za-z0-9_.@-]", t->agent);
+                return -1;
+        }
+        return 0;
+}
+
 static bool token_complete(const void *p)
 {
         const struct omr_conf_token *t = p;
@@ -132,8 +144,10 @@ static bool token_complete(const void *p)
 
 static int sec_tokens(struct cy *cy, yaml_node_t *v, void *obj)
 {
-        static const struct cy_key keys[] = {
-                {"name", token_name}, {"token_file", token_file}, {NULL, NULL}};
+        static const struct cy_key keys[] = {{"name", token_name},
+                                             {"token_file", token_file},
+                                             {"agent", token_agent},
+                                             {NULL, NULL}};
         static const struct seq_spec spec = {
                 "api.tokens[]",
                 keys,
@@ -363,9 +377,9 @@ const struct omr_conf_vonage_account *omr_conf_vonage(const struct omr_conf *c, 
         return NULL;
 }
 
-const char *omr_conf_token_match(const struct omr_conf *c, const char *presented)
+const struct omr_conf_token *omr_conf_token_find(const struct omr_conf *c, const char *presented)
 {
-        const char *found = NULL;
+        const struct omr_conf_token *found = NULL;
         size_t plen = presented ? strlen(presented) : 0;
         /* Every token is compared, so timing does not tell which one is
          * close; HMAC both sides to compare equal-length digests. */
@@ -377,9 +391,15 @@ const char *omr_conf_token_match(const struct omr_conf *c, const char *presented
                 size_t na = omr_hmac(OMR_HMAC_SHA256, k, sizeof(k), pa, la, 1, a);
                 size_t nb = omr_hmac(OMR_HMAC_SHA256, k, sizeof(k), pb, lb, 1, b);
                 if (na && na == nb && omr_ct_equal(a, b, na))
-                        found = c->tokens[i].name;
+                        found = &c->tokens[i];
         }
         return found;
+}
+
+const char *omr_conf_token_match(const struct omr_conf *c, const char *presented)
+{
+        const struct omr_conf_token *t = omr_conf_token_find(c, presented);
+        return t ? t->name : NULL;
 }
 
 static void free_secret(char *s)
@@ -394,6 +414,7 @@ void omr_conf_free_outbound(struct omr_conf *c)
 {
         for (size_t i = 0; i < c->n_tokens; i++) {
                 free(c->tokens[i].name);
+                free(c->tokens[i].agent);
                 free_secret(c->tokens[i].token);
         }
         free(c->tokens);

@@ -28,6 +28,12 @@ int omr_replies_api_start(struct omr_core *core);
 struct omr_http_request;
 /* The bearer token's name (from api.tokens), or NULL after answering 401. */
 const char *omr_api_authorize(struct omr_core *core, struct omr_http_request *req);
+/* The bearer token, or NULL after answering 401. */
+const struct omr_conf_token *omr_api_token(struct omr_core *core, struct omr_http_request *req);
+/* Whether token t may act as `agent` (NULL: an operation for unbound
+ * tokens only, like managing agents); false after answering 403. */
+bool omr_api_may_act_as(struct omr_core *core, struct omr_http_request *req,
+                        const struct omr_conf_token *t, const char *agent);
 /* Conversation and reply ids: ULIDs and stream ids. */
 bool omr_api_valid_id(const char *s);
 /* daemon/agents_api.c: agents, presence, claims, conversation actions. */

@@ -43,20 +43,41 @@ static void unavailable(struct omr_http_request *req, const char *error)
                                    error);
 }
 
-const char *omr_api_authorize(struct omr_core *core, struct omr_http_request *req)
+const struct omr_conf_token *omr_api_token(struct omr_core *core, struct omr_http_request *req)
 {
         const char *h = omr_http_header(req, "Authorization");
-        const char *name = NULL;
+        const struct omr_conf_token *t = NULL;
         if (h && strncmp(h, "Bearer ", 7) == 0)
-                name = omr_conf_token_match(core->conf, h + 7);
-        if (name == NULL) {
-                omr_metrics_inc(core->metrics, OMR_M_REJECTED, "replies", "unauthorized");
+                t = omr_conf_token_find(core->conf, h + 7);
+        if (t == NULL) {
+                omr_metrics_inc(core->metrics, OMR_M_REJECTED, "api", "unauthorized");
                 omr_http_set_header(req, "WWW-Authenticate", "Bearer");
                 omr_http_reply_error(req, 401, "unauthorized",
                                      h ? "the bearer token is not valid"
                                        : "Authorization: Bearer <token> is required");
         }
-        return name;
+        return t;
+}
+
+const char *omr_api_authorize(struct omr_core *core, struct omr_http_request *req)
+{
+        const struct omr_conf_token *t = omr_api_token(core, req);
+        return t ? t->name : NULL;
+}
+
+bool omr_api_may_act_as(struct omr_core *core, struct omr_http_request *req,
+                        const struct omr_conf_token *t, const char *agent)
+{
+        if (t->agent == NULL || (agent && strcmp(t->agent, agent) == 0))
+                return true;
+        omr_metrics_inc(core->metrics, OMR_M_REJECTED, "api", "forbidden");
+        omr_http_reply_error(req, 403, "forbidden",
+                             agent ? "token '%s' acts only as agent %s"
+                                   : "token '%s' is bound to "
+                                     "agent %s: use an "
+                                     "unbound token",
+                             t->name, t->agent);
+        return false;
 }
 
 bool omr_api_valid_id(const char *s)
@@ -152,9 +173,10 @@ static void on_provider(const redisReply *r, const char *error, void *arg)
 static void h_post_reply(struct omr_http_request *req, void *arg)
 {
         struct omr_core *core = arg;
-        const char *token = omr_api_authorize(core, req);
-        if (token == NULL)
+        const struct omr_conf_token *tok = omr_api_token(core, req);
+        if (tok == NULL)
                 return;
+        const char *token = tok->name;
         const char *conv = omr_http_param(req, "id");
         if (!omr_api_valid_id(conv)) {
                 omr_http_reply_error(req, 404, "unknown_conversation", "not a conversation id");
@@ -181,6 +203,10 @@ static void h_post_reply(struct omr_http_request *req, void *arg)
                         req, 400, missing ? "missing_field" : "invalid_field",
                         missing ? "'%s' is required" : "'%s' must be 1-128 characters",
                         missing ? missing : (strlen(agent) > 128 ? "agent_id" : "idempotency_key"));
+                json_decref(j);
+                return;
+        }
+        if (!omr_api_may_act_as(core, req, tok, agent)) {
                 json_decref(j);
                 return;
         }

@@ -144,11 +144,13 @@ struct omr_conf_agents {
         size_t n;
 };
 
-/* A bearer token an agent tool presents to the replies API. */
+/* A bearer token an agent tool presents to the HTTP API. A token bound to
+ * an agent acts only as that agent and cannot manage agents. */
 struct omr_conf_token {
         char *name;
         char *token;
         size_t token_len;
+        char *agent; /* NULL: not bound (a team tool or an operator) */
         int line;
 };
 
@@ -259,6 +261,7 @@ const struct omr_conf_vonage_account *omr_conf_vonage(const struct omr_conf *c, 
 /* The token's name when `presented` matches a configured token (constant
  * time per token), else NULL. */
 const char *omr_conf_token_match(const struct omr_conf *c, const char *presented);
+const struct omr_conf_token *omr_conf_token_find(const struct omr_conf *c, const char *presented);
 
 /* Names the first setting a reload cannot change (it needs a restart), or
  * NULL when `next` may replace `cur` in place. */
