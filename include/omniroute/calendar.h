@@ -42,6 +42,20 @@ int omr_calendar_set_timezone(struct omr_calendar *c, const char *iana);
 /* Is the calendar open at this instant (ms since the epoch)? */
 bool omr_calendar_is_open(const struct omr_calendar *c, int64_t unix_ms);
 
+/* Business-time arithmetic (a NULL calendar is open 24/7). Opening hours
+ * are turned into instants the way GLib maps local times: a time the DST
+ * change skips moves forward (so a range inside the gap is empty), an
+ * ambiguous one is its first occurrence — the same answers as
+ * omr_calendar_is_open. */
+#define OMR_NEVER INT64_MAX
+/* The instant when `business_ms` of open time have passed from `start_ms`;
+ * OMR_NEVER when the calendar does not open within ten years. */
+int64_t omr_calendar_add(const struct omr_calendar *c, int64_t start_ms, int64_t business_ms);
+/* Open time in [a_ms, b_ms) (0 when b <= a). */
+int64_t omr_calendar_between(const struct omr_calendar *c, int64_t a_ms, int64_t b_ms);
+/* The next instant at or after t when the calendar is open, or OMR_NEVER. */
+int64_t omr_calendar_next_open(const struct omr_calendar *c, int64_t t_ms);
+
 void omr_calendar_clear(struct omr_calendar *c);
 
 #endif

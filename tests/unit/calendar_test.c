@@ -233,6 +233,208 @@ static void test_always_open(void **state)
         omr_calendar_clear(&c);
 }
 
+/* --- business-time arithmetic ------------------------------------------- */
+
+#define MINUTE_MS 60000LL
+#define HOUR_MS   (60 * MINUTE_MS)
+
+/* New York: weekdays 09-17, Saturday 10-14; 3 Jul 2026 (observed), 25 Dec
+ * 2026 and every 1 Jan closed. DST 2026: 8 Mar 02:00 EST -> 03:00 EDT,
+ * 1 Nov 02:00 EDT -> 01:00 EST. */
+static void new_york(struct omr_calendar *c)
+{
+        static const char *const hours[7] = {"09:00-17:00", "09:00-17:00", "09:00-17:00",
+                                             "09:00-17:00", "09:00-17:00", "10:00-14:00",
+                                             NULL};
+        static const char *const holidays[] = {"2026-07-03", "2026-12-25", "01-01"};
+        build(c, "America/New_York", hours, holidays, N(holidays));
+}
+
+/* Bangkok (UTC+7, no DST): weekdays 08-17, Saturday night 22-02; a Sunday
+ * holiday, Christmas, New Year, and a whole week off (12-16 Apr 2027). */
+static void bangkok(struct omr_calendar *c)
+{
+        static const char *const hours[7] = {"08:00-17:00", "08:00-17:00", "08:00-17:00",
+                                             "08:00-17:00", "08:00-17:00", "22:00-02:00",
+                                             NULL};
+        static const char *const holidays[] = {"2026-11-29", "2026-12-25", "01-01",
+                                               "2027-04-12", "2027-04-13", "2027-04-14",
+                                               "2027-04-15", "2027-04-16"};
+        build(c, "Asia/Bangkok", hours, holidays, N(holidays));
+}
+
+/* London: two ranges on weekdays; Sunday 01:00-02:00, the hour the DST
+ * changes skip (spring) and repeat (autumn). */
+static void london(struct omr_calendar *c)
+{
+        static const char *const hours[7] = {"09:00-12:30,13:30-17:30",
+                                             "09:00-12:30,13:30-17:30",
+                                             "09:00-12:30,13:30-17:30",
+                                             "09:00-12:30,13:30-17:30",
+                                             "09:00-12:30,13:30-17:30",
+                                             NULL,
+                                             "01:00-02:00"};
+        build(c, "Europe/London", hours, NULL, 0);
+}
+
+enum cal { NY, BKK, LON, ALWAYS, NEVER_OPEN };
+
+static void make(enum cal which, struct omr_calendar *c)
+{
+        static const char *const none[7] = {NULL};
+        if (which == NY)
+                new_york(c);
+        else if (which == BKK)
+                bangkok(c);
+        else if (which == LON)
+                london(c);
+        else
+                build(c, "UTC", none, NULL, 0);
+}
+
+struct add_case {
+        const char *name;
+        enum cal cal;
+        int y, mo, d, h, mi; /* start, UTC */
+        long long dur_ms;
+        int ey, emo, ed, eh, emi; /* expected, UTC; ey = 0: never */
+};
+
+static const struct add_case add_cases[] = {
+        {"NY open +1h", NY, 2026, 11, 23, 15, 0, HOUR_MS, 2026, 11, 23, 16, 0},
+        {"NY +0 while open is now", NY, 2026, 11, 23, 15, 0, 0, 2026, 11, 23, 15, 0},
+        {"NY +0 before opening is the opening", NY, 2026, 11, 23, 12, 0, 0, 2026, 11, 23, 14, 0},
+        {"NY end of day rolls to tomorrow", NY, 2026, 11, 23, 21, 30, HOUR_MS, 2026, 11, 24, 14,
+         30},
+        {"NY exactly at closing is next opening", NY, 2026, 11, 23, 22, 0, 0, 2026, 11, 24, 14, 0},
+        {"NY uses up the day exactly", NY, 2026, 11, 23, 14, 0, 8 * HOUR_MS, 2026, 11, 23, 22, 0},
+        {"NY Friday into Saturday", NY, 2026, 11, 27, 21, 0, 2 * HOUR_MS, 2026, 11, 28, 16, 0},
+        {"NY Saturday over Sunday", NY, 2026, 11, 28, 18, 0, 2 * HOUR_MS, 2026, 11, 30, 15, 0},
+        {"NY from Sunday", NY, 2026, 11, 29, 17, 0, 30 * MINUTE_MS, 2026, 11, 30, 14, 30},
+        {"NY a week and an hour", NY, 2026, 11, 23, 14, 0, 45 * HOUR_MS, 2026, 11, 30, 15, 0},
+        {"NY spring: Saturday EST to Monday EDT", NY, 2026, 3, 7, 18, 0, 2 * HOUR_MS, 2026, 3, 9,
+         14, 0},
+        {"NY spring: Monday opens at 13:00Z", NY, 2026, 3, 8, 12, 0, 0, 2026, 3, 9, 13, 0},
+        {"NY spring: Friday before, EST", NY, 2026, 3, 6, 21, 0, HOUR_MS, 2026, 3, 6, 22, 0},
+        {"NY autumn: Saturday EDT to Monday EST", NY, 2026, 10, 31, 17, 0, 2 * HOUR_MS, 2026, 11, 2,
+         15, 0},
+        {"NY autumn: Monday opens at 14:00Z", NY, 2026, 11, 1, 12, 0, 0, 2026, 11, 2, 14, 0},
+        {"NY holiday Friday 3 Jul", NY, 2026, 7, 2, 20, 0, 2 * HOUR_MS, 2026, 7, 4, 15, 0},
+        {"NY Christmas", NY, 2026, 12, 24, 21, 30, HOUR_MS, 2026, 12, 26, 15, 30},
+        {"NY New Year (every year)", NY, 2026, 12, 31, 21, 0, 2 * HOUR_MS, 2027, 1, 2, 16, 0},
+        {"NY ms precision", NY, 2026, 11, 23, 15, 0, 1, 2026, 11, 23, 15, 0},
+        {"BKK overnight Saturday", BKK, 2026, 11, 21, 16, 0, 2 * HOUR_MS, 2026, 11, 21, 18, 0},
+        {"BKK overnight then Monday", BKK, 2026, 11, 21, 16, 0, 4 * HOUR_MS, 2026, 11, 23, 2, 0},
+        {"BKK Sunday holiday clips Saturday night", BKK, 2026, 11, 28, 16, 0, 2 * HOUR_MS, 2026, 11,
+         30, 2, 0},
+        {"BKK a whole day ends at closing", BKK, 2026, 11, 23, 1, 0, 9 * HOUR_MS, 2026, 11, 23, 10,
+         0},
+        {"BKK a day and a minute", BKK, 2026, 11, 23, 1, 0, 9 * HOUR_MS + MINUTE_MS, 2026, 11, 24,
+         1, 1},
+        {"BKK Friday to Saturday night", BKK, 2027, 4, 9, 9, 0, 5 * HOUR_MS, 2027, 4, 10, 19, 0},
+        {"BKK a holiday week", BKK, 2027, 4, 9, 9, 0, 6 * HOUR_MS, 2027, 4, 17, 16, 0},
+        {"BKK Christmas Friday", BKK, 2026, 12, 24, 9, 0, 2 * HOUR_MS, 2026, 12, 26, 16, 0},
+        {"LON lunch break", LON, 2026, 11, 23, 12, 0, HOUR_MS, 2026, 11, 23, 14, 0},
+        {"LON Friday evening to Sunday 01:00", LON, 2026, 11, 27, 17, 0, HOUR_MS, 2026, 11, 29, 1,
+         30},
+        {"LON spring gap Sunday never opens", LON, 2026, 3, 27, 17, 0, HOUR_MS, 2026, 3, 30, 8, 30},
+        {"LON autumn Sunday opens twice", LON, 2026, 10, 24, 12, 0, 90 * MINUTE_MS, 2026, 10, 25, 1,
+         30},
+        {"24/7 is plain addition", ALWAYS, 2026, 11, 23, 15, 0, 5000, 2026, 11, 23, 15, 0},
+        {"never open", NEVER_OPEN, 2026, 11, 23, 15, 0, HOUR_MS, 0, 0, 0, 0, 0},
+};
+
+static void test_add(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < N(add_cases); i++) {
+                const struct add_case *k = &add_cases[i];
+                struct omr_calendar c;
+                make(k->cal, &c);
+                int64_t start = utc(k->y, k->mo, k->d, k->h, k->mi);
+                int64_t want = k->ey ? utc(k->ey, k->emo, k->ed, k->eh, k->emi) : OMR_NEVER;
+                if (k->dur_ms == 1 || k->dur_ms == 5000)
+                        want += k->dur_ms;
+                int64_t got = omr_calendar_add(k->cal == ALWAYS ? NULL : &c, start, k->dur_ms);
+                if (got != want)
+                        fail_msg("%s: got %lld, want %lld (off by %lld s)", k->name, (long long)got,
+                                 (long long)want, (long long)(got - want) / 1000);
+                omr_calendar_clear(&c);
+        }
+}
+
+struct between_case {
+        const char *name;
+        enum cal cal;
+        int y, mo, d, h, mi;
+        int by, bmo, bd, bh, bmi;
+        long long want_ms;
+};
+
+static const struct between_case between_cases[] = {
+        {"NY a weekday", NY, 2026, 11, 23, 5, 0, 2026, 11, 24, 5, 0, 8 * HOUR_MS},
+        {"NY a whole week", NY, 2026, 11, 23, 5, 0, 2026, 11, 30, 5, 0, 44 * HOUR_MS},
+        {"NY inside a day", NY, 2026, 11, 23, 15, 0, 2026, 11, 23, 16, 30, 90 * MINUTE_MS},
+        {"NY reversed is zero", NY, 2026, 11, 24, 5, 0, 2026, 11, 23, 5, 0, 0},
+        {"NY spring weekend", NY, 2026, 3, 6, 22, 0, 2026, 3, 9, 13, 0, 4 * HOUR_MS},
+        {"NY autumn weekend", NY, 2026, 10, 31, 4, 0, 2026, 11, 2, 5, 0, 4 * HOUR_MS},
+        {"NY holiday week", NY, 2026, 6, 29, 4, 0, 2026, 7, 6, 4, 0, 36 * HOUR_MS},
+        {"BKK Songkran", BKK, 2027, 4, 9, 10, 0, 2027, 4, 19, 1, 0, 8 * HOUR_MS},
+        {"BKK Saturday night only", BKK, 2026, 11, 21, 14, 0, 2026, 11, 22, 1, 0, 4 * HOUR_MS},
+        {"LON day with lunch", LON, 2026, 11, 23, 0, 0, 2026, 11, 24, 0, 0, 450 * MINUTE_MS},
+        {"LON spring Sunday", LON, 2026, 3, 29, 0, 0, 2026, 3, 29, 12, 0, 0},
+        {"LON autumn Sunday", LON, 2026, 10, 25, 0, 0, 2026, 10, 25, 12, 0, 2 * HOUR_MS},
+        {"24/7", ALWAYS, 2026, 11, 23, 0, 0, 2026, 11, 24, 0, 0, 24 * HOUR_MS},
+        {"never open", NEVER_OPEN, 2026, 11, 23, 0, 0, 2027, 11, 24, 0, 0, 0},
+};
+
+static void test_between(void **state)
+{
+        (void)state;
+        for (size_t i = 0; i < N(between_cases); i++) {
+                const struct between_case *k = &between_cases[i];
+                struct omr_calendar c;
+                make(k->cal, &c);
+                int64_t got = omr_calendar_between(k->cal == ALWAYS ? NULL : &c,
+                                                   utc(k->y, k->mo, k->d, k->h, k->mi),
+                                                   utc(k->by, k->bmo, k->bd, k->bh, k->bmi));
+                if (got != k->want_ms)
+                        fail_msg("%s: got %lld ms, want %lld", k->name, (long long)got, k->want_ms);
+                omr_calendar_clear(&c);
+        }
+}
+
+/* The arithmetic and omr_calendar_is_open agree, and add and between are
+ * inverse, at many instants around both DST changes and holidays. */
+static void test_properties(void **state)
+{
+        (void)state;
+        enum cal cals[] = {NY, BKK, LON};
+        uint32_t x = 2463534242u; /* xorshift: the same instants every run */
+        for (size_t k = 0; k < N(cals); k++) {
+                struct omr_calendar c;
+                make(cals[k], &c);
+                int64_t base = utc(2026, 2, 20, 0, 0);
+                for (int i = 0; i < 400; i++) {
+                        x ^= x << 13;
+                        x ^= x >> 17;
+                        x ^= x << 5;
+                        int64_t t = base + (int64_t)(x % (320u * 86400u)) * 1000;
+                        bool open = omr_calendar_is_open(&c, t);
+                        if (open != (omr_calendar_next_open(&c, t) == t))
+                                fail_msg("cal %zu at %lld: is_open %d disagrees with next_open", k,
+                                         (long long)t, open);
+                        int64_t dur = (int64_t)(x % 200u) * 30 * MINUTE_MS;
+                        int64_t end = omr_calendar_add(&c, t, dur);
+                        if (omr_calendar_between(&c, t, end) != dur)
+                                fail_msg("cal %zu at %lld: between(add(%lld)) = %lld", k,
+                                         (long long)t, (long long)dur,
+                                         (long long)omr_calendar_between(&c, t, end));
+                }
+                omr_calendar_clear(&c);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -243,6 +445,9 @@ int main(void)
                 cmocka_unit_test(test_dst_gap_and_overlap),
                 cmocka_unit_test(test_overnight_and_holidays),
                 cmocka_unit_test(test_always_open),
+                cmocka_unit_test(test_add),
+                cmocka_unit_test(test_between),
+                cmocka_unit_test(test_properties),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
