@@ -34,6 +34,7 @@ struct dispatch {
         struct omr_assign *owner;
         char *queue;
         bool running, pending;
+        bool restart;     /* a kick came while running: next walk from the front */
         long long offset; /* where the next call starts in the waiting line */
         struct dispatch *next;
 };
@@ -242,7 +243,9 @@ static void on_dispatched(const redisReply *r, const char *error, void *arg)
                 if (r->element[0]->integer > 0)
                         omr_log(LOG_DEBUG, "assign", "dispatched queue=%s offers=%lld", d->queue,
                                 r->element[0]->integer);
-                if (r->element[1]->integer == 1 && r->elements >= 3) {
+                if (d->restart) {
+                        d->offset = 0;
+                } else if (r->element[1]->integer == 1 && r->elements >= 3) {
                         /* More to look at: the next page, or after the
                          * offer limit, the rest of this one. */
                         d->offset = r->element[2]->integer;
@@ -265,6 +268,7 @@ static void run_dispatch(struct dispatch *d)
         const char *argv[] = {prefix(a), d->queue,      now,   MAX_OFFERS_PER_CALL,
                               emax,      SCAN_PER_CALL, offset};
         d->pending = false;
+        d->restart = false;
         if (omr_store_eval(a->core->store, &a->core->routing.assign, on_dispatched, d, 0, 7, argv,
                            NULL) == 0) {
                 d->running = true;
@@ -294,6 +298,7 @@ void omr_assign_kick(struct omr_core *core, const char *queue)
                 if (d) {
                         d->pending = true;
                         d->offset = 0; /* new work or room: from the front */
+                        d->restart = d->running;
                 }
         } else {
                 const struct omr_conf *c = core->conf;
@@ -304,6 +309,7 @@ void omr_assign_kick(struct omr_core *core, const char *queue)
                         if (d) {
                                 d->pending = true;
                                 d->offset = 0;
+                                d->restart = d->running;
                         }
                 }
         }

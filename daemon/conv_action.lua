@@ -26,15 +26,17 @@ if action == 'show' then
   return {'ok', c.status, '', redis.call('HGETALL', ck), log}
 end
 
--- Actions are taken by a registered agent (show needs none).
-if action ~= 'show' and not R.agent(who) then
-  return {'error', 'unknown_agent', 'no agent ' .. who .. ' (the acting agent_id)'}
-end
-
 local function holder()
   if c.status == 'offered' then return c.offer_agent or '' end
   if c.status == 'assigned' or c.status == 'waiting' then return c.agent_id or '' end
   return ''
+end
+
+-- Actions are taken by a registered agent (show needs none), or in the
+-- name of the holder — also one since removed, so an operator can still
+-- resolve or transfer what a departed agent held.
+if action ~= 'show' and not R.agent(who) and (who == '' or holder() ~= who) then
+  return {'error', 'unknown_agent', 'no agent ' .. who .. ' (the acting agent_id)'}
 end
 
 if action == 'accept' then

@@ -64,3 +64,23 @@ def test_bound_token_must_name_a_valid_agent(tmp_path):
                          text=True, timeout=10, env=daemon_env())
     assert res.returncode == 1
     assert f"{cfg}:5:" in res.stderr and "not an id" in res.stderr, res.stderr
+
+
+def test_operator_acts_for_a_removed_holder(make_config, start_daemon, tmp_path):
+    """A conversation held by an agent since removed is not stranded: an
+    unbound token may transfer or resolve it in the holder's name; a name
+    that is neither registered nor the holder is refused."""
+    d, admin, _ = start(make_config, start_daemon, tmp_path)
+    ok(admin.put_agent("temp", {"queues": ["support"], "capacity": {"chat": 2}}))
+    conv = post_message(d, "Hello, I have a question about my order please.")["conversation_id"]
+    r = admin.claim("temp")
+    assert r.status_code == 200 and r.json()["conversation"]["id"] == conv, r.text
+    ok(admin.accept(conv, "temp"))
+    ok(admin.delete_agent("temp"))
+    r = admin.resolve(conv, "ghost")
+    assert r.status_code == 404 and r.json()["error"] == "unknown_agent", r.text
+    r = admin.transfer(conv, "temp", queue="support")
+    assert r.status_code == 200, r.text
+    assert r.json()["conversation"]["status"] == "open"
+    r = admin.claim("alice")
+    assert r.status_code == 200 and r.json()["conversation"]["id"] == conv, r.text
