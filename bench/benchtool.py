@@ -1,14 +1,17 @@
 #!/usr/bin/python3
-"""Helpers for bench/run.sh (standard library only).
+"""Helpers for bench/run.sh and bench/assign.sh (standard library only).
 
   benchtool.py freeport                      a free TCP port on 127.0.0.1
   benchtool.py seconds DURATION              wrk-style duration (10s, 2m, 1h, 500ms, 7) -> seconds
   benchtool.py secret FILE                   write a random HMAC secret (with a trailing newline)
   benchtool.py gen --secret-file F --host H:P --adapter A --count N --threads T --out PREFIX
+                   [--new 1] [--run-id ID]
                                              N pre-signed POST /v1/inbound/A requests, raw HTTP/1.1,
                                              split into PREFIX.0 .. PREFIX.<T-1> (disjoint slices,
                                              each request terminated by \\x1e); also PREFIX.warmup
-                                             (one more request, for the smoke test)
+                                             (one more request, for the smoke test). Default: 32
+                                             conversations (8 customers x 4 threads); --new 1: every
+                                             request is a new customer, hence a new conversation
   benchtool.py post-raw HOST PORT FILE       send one raw request from FILE, print "<status> <body>"
   benchtool.py metric NAME [LABEL=VALUE ...] sum of a Prometheus metric read from stdin
 """
@@ -57,9 +60,15 @@ def esc(s):
     return '"' + s + '"'
 
 
-def body_for(run_id, i):
+def body_for(run_id, i, new=False):
     cid, name, handle, channel = CUSTOMERS[i % len(CUSTOMERS)]
     thread = "t-%s-%d" % (cid[-2:], (i // len(CUSTOMERS)) % THREADS_PER_CUSTOMER)
+    if new:
+        # A customer of its own: a new conversation, and not a returning
+        # customer (no sticky agent), same channel mix and texts.
+        cid = "c-%s-%08d" % (run_id, i)
+        handle = "+4479%08d" % (i % 100000000)
+        thread = "t-1"
     text = TEXTS[(i // 3) % len(TEXTS)].format(n=100000 + i % 900000)
     return (
         '{"external_id":"m-%s-%08d","channel":"%s","from":{"id":"%s","name":%s,"handle":"%s"},'
@@ -92,11 +101,12 @@ def cmd_gen(argv):
     nthreads = int(opts["--threads"])
     prefix = opts["--out"]
     run_id = opts.get("--run-id") or secrets.token_hex(3)
+    new = opts.get("--new", "0") == "1"
     ts = str(int(time.time())).encode()
     files = [open("%s.%d" % (prefix, t), "wb") for t in range(nthreads)]
     sizes = []
     for i in range(count):
-        body = body_for(run_id, i)
+        body = body_for(run_id, i, new)
         if i < 1000:
             sizes.append(len(body))
         f = files[i % nthreads]  # thread t owns requests t, t+T, t+2T, ...
@@ -105,7 +115,7 @@ def cmd_gen(argv):
     for f in files:
         f.close()
     with open(prefix + ".warmup", "wb") as f:
-        f.write(raw_request(host, adapter, key, body_for(run_id + "-warmup", 0), ts))
+        f.write(raw_request(host, adapter, key, body_for(run_id + "-warmup", 0, new), ts))
     print("generated %d requests, body %d-%d bytes (mean %.0f)" % (
         count, min(sizes), max(sizes), sum(sizes) / len(sizes)))
 

@@ -25,6 +25,15 @@
 -- a timer per request: ~5% fewer messages/s on 2 cores.) Rates use the
 -- threads' own clocks: common start .. last webhook response.
 --
+-- Fixed-count mode (bench/assign.sh), set by the environment:
+--   OMR_BENCH_ONCE=1    a thread sends its slice once, then parks its
+--                       connections, and writes PREFIX.done.<k> when every
+--                       webhook it sent is answered (the caller then stops
+--                       wrk with SIGINT; wrk still runs done())
+--   OMR_BENCH_BASE=b    this wrk's threads use slices b .. b+T-1 (several
+--   OMR_BENCH_TOTAL=n   wrk processes, one per daemon; n slices in all: the
+--                       common start waits for all n ready files)
+--
 -- done() prints one machine-readable line:
 --   BENCH ok=.. non200=.. dups=.. sent=.. answered=.. wraps=.. elapsed_us=..
 --         p50_us=.. p90_us=.. p99_us=.. max_us=.. mean_us=.. errors...
@@ -97,6 +106,10 @@ local reqs, nreqs, idx = {}, 0, 0
 local run_us, stopping = 0, false
 local prefix, nthreads = nil, 0
 local started = false
+local ONCE = os.getenv("OMR_BENCH_ONCE") == "1"
+local BASE = tonumber(os.getenv("OMR_BENCH_BASE") or "0")
+local total, slice = 0, 0 -- slices in all wrk processes; this thread's
+local done_written = false
 local PARK = "GET /healthz HTTP/1.1\r\nHost: parked\r\n" -- no blank line: never complete
 -- wrk calls request() once in thread 0's state right after init, only to
 -- parse it (script_verify_request); that call must not consume a request.
@@ -107,7 +120,9 @@ function init(args)
   prefix, nthreads, seconds = args[1], tonumber(args[2]), tonumber(args[3])
   assert(prefix and nthreads and seconds, "usage: -- PREFIX THREADS SECONDS")
   assert(tid < nthreads, "more wrk threads than request slices")
-  local f = assert(io.open(prefix .. "." .. tid, "rb"))
+  total = tonumber(os.getenv("OMR_BENCH_TOTAL") or nthreads)
+  slice = BASE + tid
+  local f = assert(io.open(prefix .. "." .. slice, "rb"))
   local data = f:read("*a")
   f:close()
   local pos = 1
@@ -118,16 +133,16 @@ function init(args)
     reqs[nreqs] = string.sub(data, pos, e - 1)
     pos = e + 1
   end
-  assert(nreqs > 0, "no requests in " .. prefix .. "." .. tid)
+  assert(nreqs > 0, "no requests in " .. prefix .. "." .. slice)
   run_us = seconds * 1000000
   for i = 4, #args do pids[#pids + 1] = args[i] end
   verifying = (tid == 0)
-  local r = assert(io.open(prefix .. ".ready." .. tid, "w"))
+  local r = assert(io.open(prefix .. ".ready." .. slice, "w"))
   r:close()
 end
 
 local function all_ready()
-  for k = 0, nthreads - 1 do
+  for k = 0, total - 1 do
     local r = io.open(prefix .. ".ready." .. k, "r")
     if not r then return false end
     r:close()
@@ -152,6 +167,11 @@ function request()
     cpu_stop = cpu_snapshot()
     return PARK
   end
+  if ONCE and idx >= nreqs then
+    stopping = true
+    cpu_stop = cpu_snapshot()
+    return PARK
+  end
   idx = idx + 1
   if idx > nreqs then
     idx = 1
@@ -170,6 +190,11 @@ function response(status, headers, body)
   else
     non200 = non200 + 1
     bad[status] = (bad[status] or 0) + 1
+  end
+  if ONCE and stopping and not done_written and answered == sent then
+    done_written = true
+    local d = assert(io.open(prefix .. ".done." .. slice, "w"))
+    d:close()
   end
 end
 

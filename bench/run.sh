@@ -5,8 +5,10 @@
 # (an existing build) on a free port, then measures on this machine:
 #   a. wrk GET /healthz                    the HTTP ceiling of the daemon
 #   b. redis-benchmark EVALSHA ingest.lua  the Redis ceiling for the same work
+#      (routing.lua + ingest.lua, the text the build embeds)
 #   c. wrk POST /v1/inbound/bench          signed webhooks: the real figure
-# and checks that the queue stream holds exactly one entry per 200.
+# and checks that the conversation logs hold exactly one message per 200 and
+# the queue's band stream one entry per new conversation.
 # See bench/README.md. Knobs (environment):
 #   OMNIROUTED   daemon binary            (default <repo>/build/omnirouted)
 #   DURATION     per phase, wrk syntax    (default 10s)
@@ -31,12 +33,15 @@ THREADS=${THREADS:-2}
 GRACE=${GRACE:-3}
 LOG_LEVEL=${LOG_LEVEL:-info}
 INGEST_LUA=$REPO/daemon/ingest.lua
+ROUTING_LUA=$REPO/daemon/routing.lua   # prepended to ingest.lua by the build
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT_DIR=${OUT_DIR:-$HERE/out/$STAMP}
 KEEP_TMP=${KEEP_TMP:-0}
 ADAPTER=bench
-QUEUE=general
+QUEUE=general           # undeclared: a pull queue
+BAND=normal             # the priority every bench message gets
 PREFIX="omr:"
+BAND_KEY="${PREFIX}queue:$QUEUE:$BAND"   # the band stream of new conversations
 CAL_CALLS=20000          # redis-benchmark calibration run (also its warm-up)
 CONVERSATIONS=32         # benchtool.py: 8 customers x 4 threads
 
@@ -52,7 +57,7 @@ done
 [[ -x $BIN ]] || die "no omnirouted binary at $BIN
   build it first:  cmake -S $REPO -B $REPO/build && cmake --build $REPO/build -j2
   or point OMNIROUTED=/path/to/omnirouted at an existing build"
-[[ -f $INGEST_LUA ]] || die "no ingest script at $INGEST_LUA"
+[[ -f $INGEST_LUA && -f $ROUTING_LUA ]] || die "no ingest script at $INGEST_LUA (and $ROUTING_LUA)"
 is_uint "$CONNECTIONS" && is_uint "$THREADS" && is_uint "$GRACE" \
     || die "CONNECTIONS, THREADS and GRACE must be integers"
 (( THREADS >= 1 && CONNECTIONS >= THREADS )) || die "need CONNECTIONS >= THREADS >= 1"
@@ -64,6 +69,11 @@ is_uint "$REQUESTS" || die "REQUESTS must be an integer"
 # ---------------------------------------------------------------- cleanup
 TMP=$(mktemp -d /tmp/omr-bench.XXXXXX)
 mkdir -p "$OUT_DIR"
+# The script text Redis runs, built as scripts/embed.cmake does (LIB=routing.lua).
+INGEST_SRC=$TMP/ingest.combined.lua
+{ printf 'local R = (function()\n'; cat "$ROUTING_LUA"; printf '\nend)()\n'; cat "$INGEST_LUA"; } >"$INGEST_SRC"
+# Run a copy: a rebuild during the run must not swap the binary under it.
+cp "$BIN" "$TMP/omnirouted"
 redis_pid=""
 daemon_pid=""
 daemon_rc=""
@@ -129,6 +139,10 @@ run_child() {
 }
 SOCK=$TMP/redis.sock
 rcli() { redis-cli -s "$SOCK" "$@"; }
+conv_logs() {  # -> "<messages in all conversation logs> <conversations>"
+    rcli --scan --pattern "${PREFIX}conv:*:log" | awk '{ print "XLEN " $0 }' | rcli \
+        | awk '{ s += $1; n++ } END { printf "%d %d\n", s, n }'
+}
 
 daemon_alive() {
     [[ -n $daemon_pid ]] && kill -0 "$daemon_pid" 2>/dev/null && return 0
@@ -222,7 +236,7 @@ redis:
   prefix: "$PREFIX"
   command_timeout: 2s
   dedup_ttl: 7d
-  queue_maxlen: 100000000     # far above any run: XLEN must count every message
+  queue_maxlen: 100000000     # far above any run: streams are never trimmed
   events_maxlen: 100000
 connectors:
   api:
@@ -255,10 +269,10 @@ if ! "$BIN" --check-config -c "$CFG" >"$TMP/check.txt" 2>&1; then
     die "the daemon refused the generated config $CFG"
 fi
 VERSION=$("$BIN" --version 2>&1 | awk 'NR == 1' || true)
-BIN_ID="$(sha1sum "$BIN" | cut -c1-12), built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')"
+BIN_ID="$(sha1sum "$TMP/omnirouted" | cut -c1-12), built $(date -u -r "$BIN" '+%Y-%m-%d %H:%M UTC')"
 
 say "== starting $BIN on 127.0.0.1:$PORT"
-"$BIN" -c "$CFG" >"$TMP/daemon.log" 2>&1 &
+"$TMP/omnirouted" -c "$CFG" >"$TMP/daemon.log" 2>&1 &
 daemon_pid=$!
 wait_ready
 LOG_AT_READY=$(wc -l <"$TMP/daemon.log")   # warnings before this (e.g. /readyz 503 while connecting) are not counted
@@ -274,9 +288,13 @@ BODY_MEAN=$(grep -o 'mean [0-9]*' "$OUT_DIR/requests.txt" | awk '{ print $2 }')
 # redis-benchmark phase sends the same payload).
 read -r st resp < <("${TOOL[@]}" post-raw 127.0.0.1 "$PORT" "$TMP/req.warmup")
 [[ $st == 200 ]] || die "smoke webhook answered $st: $resp"
-MSG_JSON=$(rcli --raw XREVRANGE "${PREFIX}queue:$QUEUE" + - COUNT 1 \
+# It opened a conversation in the pull queue: one entry in its band stream,
+# whose `message` field is the message JSON.
+MSG_JSON=$(rcli --raw XREVRANGE "$BAND_KEY" + - COUNT 1 \
     | awk 'prev == "message" { print; exit } { prev = $0 }')
-[[ -n $MSG_JSON ]] || die "smoke webhook answered 200 but ${PREFIX}queue:$QUEUE has no message"
+[[ -n $MSG_JSON ]] || die "smoke webhook answered 200 but $BAND_KEY has no message"
+MSG_LANG=$(rcli --raw HGET "${PREFIX}conv:{$(sed 's/^{"conversation_id":"\([^"]*\)".*/\1/' <<<"$MSG_JSON")}" language)
+[[ -n $MSG_LANG ]] || die "no language in the smoke message's conversation"
 MSG_ARG=$(sed 's/^{"conversation_id":"[^"]*",/{/' <<<"$MSG_JSON")
 [[ $MSG_ARG != *'"conversation_id"'* ]] \
     || MSG_ARG=$("$PY" -c 'import json,sys; m=json.loads(sys.stdin.read()); m.pop("conversation_id",None); print(json.dumps(m,ensure_ascii=False,separators=(",",":")))' <<<"$MSG_JSON")
@@ -299,29 +317,36 @@ H_CPU_D=$(cpu_pct "$d0" "$d1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a 
 # ---------------------------------------------------------------- b. redis
 say "== b. redis-benchmark EVALSHA ingest.lua, $CONNECTIONS connections"
 rcli FLUSHALL >/dev/null
-# The daemon loaded its embedded copy of ingest.lua for the smoke webhook:
-# if that SHA is not known to Redis, the build is older than the file.
-SHA=$(sha1sum <"$INGEST_LUA" | cut -d' ' -f1)
+# The daemon loaded its embedded copy of the script (routing.lua wrapped in
+# front of ingest.lua, as scripts/embed.cmake builds it) for the smoke
+# webhook: if that SHA is not known to Redis, the build is older than the files.
+SHA=$(sha1sum <"$INGEST_SRC" | cut -d' ' -f1)
 SCRIPT_MATCH=$(rcli SCRIPT EXISTS "$SHA" | awk 'NR == 1')
-[[ $SCRIPT_MATCH == 1 ]] || say "run.sh: warning: the daemon's embedded ingest script differs from $INGEST_LUA (stale build?)"
-[[ $(rcli -x SCRIPT LOAD <"$INGEST_LUA") == "$SHA" ]] || die "SCRIPT LOAD of $INGEST_LUA failed"
+[[ $SCRIPT_MATCH == 1 ]] || say "run.sh: warning: the daemon's embedded ingest script differs from $ROUTING_LUA + $INGEST_LUA (stale build?)"
+[[ $(rcli -x SCRIPT LOAD <"$INGEST_SRC") == "$SHA" ]] || die "SCRIPT LOAD of $INGEST_SRC failed"
 R=__rand_int__
 NOW_MS=$(( $(date +%s) * 1000 ))
 # Same keys and argument shapes as daemon/ingest.c builds: KEYS dedup,
-# thread, events; ARGV prefix, conversation id, message id, message JSON
-# (the smoke message, byte for byte), channel, provider, customer id, name,
-# handle, queue, priority, rule, now, dedup ttl, queue maxlen, events maxlen.
+# thread, events; ARGV 1-16 prefix, conversation id, message id, message
+# JSON (the smoke message, byte for byte), channel, provider, customer id,
+# name, handle, queue, priority, rule, now, dedup ttl, queue maxlen, events
+# maxlen; 17-19 language (as the daemon detected it for the smoke message),
+# required skills, vip; 20-23 queue, priority, rule, skills for a returning
+# customer (the same: no rule of the bench config asks for `returning`).
 # -r $CONVERSATIONS: every __rand_int__ is drawn from 0..31, so the thread key
-# names 32 conversations like the webhook traffic; the dedup key joins 8
-# draws (32^8 ~ 1e12 keys), so practically every call stores a message.
+# names 32 conversations like the webhook traffic (the first call of each
+# opens it, in the pull queue $QUEUE: one band-stream entry; the others are
+# follow-ups, logged only); the dedup key joins 8 draws (32^8 ~ 1e12 keys),
+# so practically every call stores a message.
 EVAL_CMD=(EVALSHA "$SHA" 3
     "${PREFIX}dedup:api:$ADAPTER:m-$R$R$R$R$R$R$R$R"
     "${PREFIX}thread:sms:00000000000000000000$R"
     "${PREFIX}events"
     "$PREFIX" "01$R$R" "01$R$R" "$MSG_ARG" sms "api:$ADAPTER" cust-01 "Ana Souza"
-    +447911000001 "$QUEUE" normal "" "$NOW_MS" 604800 100000000 100000)
+    +447911000001 "$QUEUE" normal "" "$NOW_MS" 604800 100000000 100000
+    "$MSG_LANG" "[]" 0 "$QUEUE" normal "" "[]")
 reply=$(rcli "${EVAL_CMD[@]}" 2>&1 | awk 'NR == 1')
-[[ $reply == stored ]] || die "EVALSHA of $INGEST_LUA did not store: $reply"
+[[ $reply == stored ]] || die "EVALSHA of $INGEST_SRC did not store: $reply"
 rb() {  # rb N: redis-benchmark -> $TMP/rb.csv, prints its last line
     run_child "$TMP/rb.csv" redis-benchmark -s "$SOCK" -c "$CONNECTIONS" --threads "$THREADS" \
         -n "$1" -r "$CONVERSATIONS" --csv "${EVAL_CMD[@]}" \
@@ -341,11 +366,15 @@ t1=$(now_s); r1=$(cpu_ticks "$redis_pid"); s1=$(sys_snap)
 read -r RB_CPU_M RB_STEAL < <(sys_pct "$s0" "$s1")
 printf '%s\n' "$RB" >"$OUT_DIR/redis-benchmark.csv"
 read -r RB_RPS RB_P50 RB_P99 < <(awk -F, '{ gsub(/"/, ""); printf "%.0f %.2f %.2f\n", $(NF-6), $(NF-3), $(NF-1) }' <<<"$RB")
-RB_XLEN=$(rcli XLEN "${PREFIX}queue:$QUEUE")
 RB_FAILED=$(rcli INFO commandstats | tr -d '\r' | awk -F'[=,]' '/^cmdstat_evalsha:/ { for (i = 1; i < NF; i++) if ($i == "failed_calls" || $i == "rejected_calls") s += $(i + 1) } END { print s + 0 }')
 (( RB_FAILED == 0 )) || die "redis-benchmark: $RB_FAILED EVALSHA calls failed (redis-benchmark counts errors as done)"
-awk -v x="$RB_XLEN" -v n="$RB_N" 'BEGIN { exit !(x >= n * 0.999) }' \
-    || die "redis-benchmark ran $RB_N calls but ${PREFIX}queue:$QUEUE has $RB_XLEN entries"
+# Every call stores one message in its conversation's log; the first call
+# of each conversation also adds one entry to the band stream.
+read -r RB_LOGS RB_CONVS < <(conv_logs)
+RB_XLEN=$(rcli XLEN "$BAND_KEY")
+awk -v x="$RB_LOGS" -v n="$RB_N" 'BEGIN { exit !(x >= n * 0.999 && x <= n) }' \
+    || die "redis-benchmark ran $RB_N calls but the conversation logs hold $RB_LOGS messages"
+(( RB_XLEN == RB_CONVS )) || die "redis-benchmark: $RB_CONVS conversations but $BAND_KEY has $RB_XLEN entries"
 RB_CPU_R=$(cpu_pct "$r0" "$r1" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")
 
 # ---------------------------------------------------------------- c. ingest
@@ -381,7 +410,10 @@ read -r I_CPU_M I_STEAL I_CPU_W I_CPU_D I_CPU_R I_CPU_O < <(grep '^BENCH_CPU' "$
         o = m - w - d - r; if (o < 0) o = 0;
         printf "%.0f %.0f %.0f %.0f %.0f %.0f\n", m, (b[4] - a[4]) / t * 100 * n, w, d, r, o }')
 
-XLEN=$(rcli XLEN "${PREFIX}queue:$QUEUE")
+# Every 200 stored one message in its conversation's log; each new
+# conversation added one entry to the band stream (follow-ups add none).
+read -r LOGS LOG_CONVS < <(conv_logs)
+XLEN=$(rcli XLEN "$BAND_KEY")
 STORED1=$(metric omr_messages_ingested_total outcome=stored)
 if [[ $STORED0 != NA && $STORED1 != NA ]]; then
     STORED=$(( STORED1 - STORED0 ))
@@ -412,10 +444,11 @@ REDIS_V=$(redis-server --version | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^v
 FAIL=()
 (( I_NON200 == 0 )) || FAIL+=("$I_NON200 non-200 responses ($I_STATUS)")
 (( I_SOCKERR == 0 )) || FAIL+=("$I_SOCKERR socket errors/timeouts in the ingest phase")
-(( I_SENT == I_ANSWERED )) || FAIL+=("$(( I_SENT - I_ANSWERED )) webhooks unanswered when wrk stopped (raise GRACE): XLEN check inconclusive")
+(( I_SENT == I_ANSWERED )) || FAIL+=("$(( I_SENT - I_ANSWERED )) webhooks unanswered when wrk stopped (raise GRACE): the count check is inconclusive")
 (( I_WRAPS == 0 && I_DUPS == 0 )) || FAIL+=("request slices exhausted (wraps=$I_WRAPS, duplicate answers=$I_DUPS): raise REQUESTS")
-(( XLEN == I_OK )) || FAIL+=("XLEN ${PREFIX}queue:$QUEUE = $XLEN but wrk got $I_OK x 200")
-[[ $STORED == NA || $STORED == "$XLEN" ]] || FAIL+=("daemon metric stored=$STORED differs from XLEN $XLEN")
+(( LOGS == I_OK )) || FAIL+=("the conversation logs hold $LOGS messages but wrk got $I_OK x 200")
+(( XLEN == CONVS && LOG_CONVS == CONVS )) || FAIL+=("XLEN $BAND_KEY = $XLEN, $LOG_CONVS conversation logs, but $CONVS conversations (want one entry per new conversation)")
+[[ $STORED == NA || $STORED == "$LOGS" ]] || FAIL+=("daemon metric stored=$STORED differs from the $LOGS logged messages")
 (( H_ERR == 0 )) || FAIL+=("$H_ERR errors in the /healthz phase")
 [[ $daemon_rc == 0 ]] || FAIL+=("daemon exit status $daemon_rc after SIGTERM (want 0)")
 
@@ -442,13 +475,14 @@ c. POST /v1/inbound      (the real one)   $(printf '%8s msg/s   %7s  %7s   daemo
 ratios  : ingest / healthz = $(ratio "$I_RATE" "$H_RPS")    ingest / redis ceiling = $(ratio "$I_RATE" "$RB_RPS")
 
 check   : 200 responses            = $I_OK
-          XLEN ${PREFIX}queue:$QUEUE   = $XLEN
+          messages in conv logs    = $LOGS (in $LOG_CONVS conversations)
+          XLEN $BAND_KEY = $XLEN (new conversations: $CONVS)
           daemon stored (metrics)  = $STORED
           non-200 responses        = $I_NON200${I_STATUS:+ ($I_STATUS)}
           socket errors/timeouts   = $I_SOCKERR
           sent / answered          = $I_SENT / $I_ANSWERED
           conversations            = $CONVS (expected $CONVERSATIONS)
-          redis-benchmark          = $RB_N calls, XLEN $RB_XLEN, failed 0
+          redis-benchmark          = $RB_N calls, $RB_LOGS logged in $RB_CONVS conversations, XLEN $RB_XLEN, failed 0
           daemon runs this script  = $( [[ $SCRIPT_MATCH == 1 ]] && echo "yes (sha $SHA)" || echo "NO: embedded copy differs from daemon/ingest.lua" )
           daemon exit on SIGTERM   = $daemon_rc
           daemon log warnings      = $OTHER_WARN after ready (+ $PARKED_WARN expected "incomplete request": parked connections)
@@ -457,7 +491,7 @@ if (( ${#FAIL[@]} )); then
     echo "result  : FAIL"
     for f in "${FAIL[@]}"; do echo "          - $f"; done
 else
-    echo "result  : OK (XLEN = 200 count, no errors)"
+    echo "result  : OK (logged messages = 200 count, one band entry per conversation, no errors)"
 fi
 (( CONVS == CONVERSATIONS )) || echo "warning : $CONVS conversations, expected $CONVERSATIONS (threading?)"
 NOT_IDLE=0

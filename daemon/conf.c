@@ -462,6 +462,7 @@ static const struct cy_key top_keys[] = {
         {"agents", omr_conf_sec_agents},
         {"notify", omr_conf_sec_notify},
         {"calendars", omr_conf_sec_calendars},
+        {"sla", omr_conf_sec_sla},
         {"api", omr_conf_sec_api},
         {"outbound", omr_conf_sec_outbound},
         {NULL, NULL},
@@ -504,8 +505,10 @@ struct omr_conf *omr_conf_load_buffer(const char *path, const char *buf, size_t 
         }
         yaml_document_delete(&cy.doc);
         yaml_parser_delete(&parser);
-        if (errs->n == 0 && c->path)
+        if (errs->n == 0 && c->path) {
                 omr_conf_resolve_routing(c, errs);
+                omr_conf_resolve_sla(c, errs);
+        }
         if (errs->n > 0 || c->path == NULL) {
                 omr_conf_free(c);
                 return NULL;
@@ -575,6 +578,7 @@ void omr_conf_free(struct omr_conf *c)
         free(c->api.adapters);
         omr_conf_free_routing(c);
         omr_conf_free_notify(c);
+        omr_conf_free_sla(c);
         omr_conf_free_outbound(c);
         free(c);
 }

@@ -60,6 +60,10 @@ void omr_conf_free_routing(struct omr_conf *c);
 int omr_conf_sec_calendars(struct cy *cy, yaml_node_t *v, void *conf);
 /* Cross-references checked once the whole file is read. */
 int omr_conf_resolve_routing(struct omr_conf *c, struct omr_conf_errors *errs);
+/* Sections defined in conf_sla.c. */
+int omr_conf_sec_sla(struct cy *cy, yaml_node_t *v, void *conf);
+int omr_conf_resolve_sla(struct omr_conf *c, struct omr_conf_errors *errs);
+void omr_conf_free_sla(struct omr_conf *c);
 /* Sections defined in conf_notify.c. */
 int omr_conf_sec_notify(struct cy *cy, yaml_node_t *v, void *conf);
 void omr_conf_free_notify(struct omr_conf *c);

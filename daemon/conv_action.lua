@@ -100,6 +100,22 @@ if action == 'resolve' then
   R.ack_work(c)
   R.release(c)
   redis.call('ZREM', R.key('queue', c.queue, 'waiting'), id)
+  -- SLA: every clock stops; resolution is hit unless it breached or is due
+  -- already (docs/sla.md).
+  for _, clock in ipairs({'fr', 'nr', 'res'}) do
+    local st = c['sla_' .. clock .. '_state']
+    if st == 'running' or st == 'paused' then
+      local due = tonumber(c['sla_' .. clock .. '_due'] or '')
+      local missed = c['sla_' .. clock .. '_breached'] == '1'
+        or (st == 'running' and due and tonumber(now) > due)
+      local final = clock == 'res' and (missed and 'missed' or 'hit') or 'stopped'
+      if clock ~= 'res' and missed then final = 'missed' end
+      redis.call('HSET', ck, 'sla_' .. clock .. '_state', final,
+        'sla_' .. clock .. '_stopped_at', now)
+    end
+    redis.call('ZREM', R.key('sla', 'due'), id .. '|' .. clock .. '|warn', id .. '|' .. clock .. '|breach')
+    redis.call('ZREM', R.key('sla', 'schedule'), id .. '|' .. clock)
+  end
   redis.call('HSET', ck, 'status', 'resolved', 'resolved_at', now, 'resolved_by', who,
     'agent_id', h ~= '' and h or who, 'updated_at', now)
   if c.customer_key and c.customer_key ~= '' and h ~= '' then

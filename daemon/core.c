@@ -118,6 +118,7 @@ static void on_store_ready(struct omr_store *s, void *arg)
         (void)s;
         omr_assign_sync(core->assign);
         omr_notify_sync(core->notify);
+        omr_sla_sync(core->sla);
 }
 
 /* --- lifecycle --------------------------------------------------------------- */
@@ -142,8 +143,10 @@ struct omr_core *omr_core_new(struct event_base *base, struct omr_conf *conf)
         core->outbound = omr_outbound_new(core);
         core->assign = omr_assign_new(core);
         core->notify = omr_notify_new(core);
+        core->sla = omr_sla_new(core);
         if (core->http == NULL || core->store == NULL || core->fetcher == NULL ||
-            core->outbound == NULL || core->assign == NULL || core->notify == NULL) {
+            core->outbound == NULL || core->assign == NULL || core->notify == NULL ||
+            core->sla == NULL) {
                 omr_core_free(core);
                 return NULL;
         }
@@ -196,6 +199,7 @@ int omr_core_start(struct omr_core *core)
         omr_outbound_start(core->outbound);
         omr_assign_start(core->assign);
         omr_notify_start(core->notify);
+        omr_sla_start(core->sla);
         if ((rc = omr_http_start(core->http)) != 0)
                 return rc;
         omr_log(LOG_INFO, "core", "omnirouted " OMR_VERSION " started redis=%s",
@@ -236,6 +240,7 @@ void omr_core_reload(struct omr_core *core)
         omr_log_set_level(next->log_level);
         omr_assign_sync(core->assign);
         omr_notify_sync(core->notify);
+        omr_sla_sync(core->sla);
         omr_metrics_inc(core->metrics, OMR_M_CONFIG_RELOADS, "ok", NULL);
         omr_log(LOG_INFO, "conf", "configuration reloaded path=%s rules=%zu adapters=%zu",
                 next->path, next->routing.n_rules, next->api.n_adapters);
@@ -264,6 +269,7 @@ static void finish_shutdown(struct omr_core *core)
         core->fetcher = NULL;
         omr_assign_stop(core->assign);
         omr_notify_stop(core->notify);
+        omr_sla_stop(core->sla);
         omr_store_free(core->store);
         core->store = NULL;
         omr_outbound_free(core->outbound);
@@ -335,10 +341,12 @@ void omr_core_free(struct omr_core *core)
         omr_fetcher_free(core->fetcher);
         omr_assign_stop(core->assign);
         omr_notify_stop(core->notify);
+        omr_sla_stop(core->sla);
         omr_store_free(core->store);
         omr_outbound_free(core->outbound);
         omr_assign_free(core->assign);
         omr_notify_free(core->notify);
+        omr_sla_free(core->sla);
         if (core->drain_ev)
                 event_free(core->drain_ev);
         omr_metrics_free(core->metrics);

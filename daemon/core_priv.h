@@ -63,6 +63,17 @@ size_t omr_notify_busy(const struct omr_notify *n);
 void omr_notify_stop(struct omr_notify *n);
 void omr_notify_free(struct omr_notify *n);
 
+/* daemon/sla.c: computes SLA due times with the policies' calendars and
+ * fires warnings and breaches (docs/sla.md). */
+struct omr_sla;
+struct omr_sla *omr_sla_new(struct omr_core *core);
+void omr_sla_start(struct omr_sla *s);
+void omr_sla_sync(struct omr_sla *s);
+/* A clock may have started: compute and fire without waiting a second. */
+void omr_sla_kick(struct omr_core *core);
+void omr_sla_stop(struct omr_sla *s);
+void omr_sla_free(struct omr_sla *s);
+
 /* The assignment scripts (daemon/<name>.lua, routing.lua in front). */
 struct omr_routing_scripts {
         struct omr_script assign, claim, action, agent, sweep;
@@ -89,6 +100,7 @@ struct omr_core {
         struct omr_outbound *outbound;
         struct omr_assign *assign;
         struct omr_notify *notify;
+        struct omr_sla *sla;
         struct omr_routing_scripts routing;
         bool stopping;
         bool forced;

@@ -86,6 +86,9 @@ static void on_stored(const redisReply *r, const char *error, void *arg)
         const char *mode = element(r, 5);
         if (mode && strcmp(mode, "push") == 0)
                 omr_assign_kick(job->core, res.queue);
+        /* A clock may have started or resumed. */
+        if (job->core->conf->n_sla > 0)
+                omr_sla_kick(job->core);
         res.status = strcmp(status, "duplicate") == 0 ? OMR_INGEST_DUPLICATE : OMR_INGEST_STORED;
         omr_log(LOG_DEBUG, "ingest",
                 "%s provider=%s external_id=%s conversation=%s message=%s queue=%s new=%d", status,
@@ -187,6 +190,10 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         free(joined);
         msg->priority = d.priority;
         char *skills = skills_json(d.rule), *skills_r = skills_json(dr.rule);
+        const struct omr_conf_sla_policy *sla =
+                omr_conf_sla_for(conf, msg->channel, d.queue, d.priority);
+        const struct omr_conf_sla_policy *sla_r =
+                omr_conf_sla_for(conf, msg->channel, dr.queue, dr.priority);
         /* A guess below CLD2's reliability bar asks no language of agents. */
         const char *language = msg->language.reliable ? msg->language.tag : "und";
 
@@ -253,6 +260,8 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
                 omr_priority_name(dr.priority),
                 dr.rule ? dr.rule->name : "",
                 skills_r,
+                sla ? sla->name : "",
+                sla_r ? sla_r->name : "",
         };
         enum { NARGV = sizeof(argv) / sizeof(argv[0]) };
         int rc = -1;

@@ -18,7 +18,8 @@
 --       10 queue, 11 priority, 12 rule, 13 now (ms), 14 dedup ttl (s),
 --       15 queue maxlen, 16 events maxlen, 17 language ('und' when unsure),
 --       18 required skills (JSON array), 19 vip (1|0),
---       20-23 queue, priority, rule, skills when the customer is returning
+--       20-23 queue, priority, rule, skills when the customer is returning,
+--       24-25 SLA policy (new customer, returning customer; '' for none)
 -- Returns {status, conversation_id, message_id, queue, new(1|0), mode}
 -- where mode is the queue's mode when the conversation (re)entered a queue
 -- ('push': the caller runs the dispatcher), else ''.
@@ -57,11 +58,13 @@ local log_key = conv_key .. ':log'
 local c = {}
 local queue, priority, rule, skills = ARGV[10], ARGV[11], ARGV[12], ARGV[18]
 local returning = '0'
+local policy = ARGV[24] or ''
 if new == 1 then
   local previous = tonumber(redis.call('HGET', customer_key, 'conversations') or '0') or 0
   if previous > 0 then
     returning = '1'
     queue, priority, rule, skills = ARGV[20], ARGV[21], ARGV[22], ARGV[23]
+    policy = ARGV[25] or ''
   end
 else
   c = R.hash(conv_key)
@@ -76,7 +79,7 @@ local will_enqueue = new == 1 or c.status == 'resolved'
 local err = require_type(conv_key, 'hash') or require_type(log_key, 'stream')
   or require_type(KEYS[3], 'stream') or require_type(customer_key, 'hash')
   or require_type(R.key('queue', queue, 'waiting'), 'zset')
-  or require_type(R.key('queues'), 'set')
+  or require_type(R.key('queues'), 'set') or require_type(R.key('sla', 'schedule'), 'zset')
 if not err and will_enqueue and R.queue_conf(queue).mode == 'pull' then
   err = require_type(R.key('queue', queue, band), 'stream')
 end
@@ -87,6 +90,16 @@ if err then return err end
 
 -- Writes from here on.
 local opts = {now = now, maxlen = emax, qmax = qmax, by = 'customer'}
+
+-- Starts an SLA clock: the daemon computes its due time with the policy's
+-- calendar (daemon/sla.c) from the schedule request.
+local function start_clock(clock, keep_elapsed)
+  redis.call('HSET', conv_key, 'sla_' .. clock .. '_state', 'running',
+    'sla_' .. clock .. '_started_at', now, 'sla_' .. clock .. '_due', '',
+    'sla_' .. clock .. '_warn_at', '', 'sla_' .. clock .. '_breached', '0')
+  if not keep_elapsed then redis.call('HSET', conv_key, 'sla_' .. clock .. '_elapsed', 0) end
+  redis.call('ZADD', R.key('sla', 'schedule'), now, conv .. '|' .. clock)
+end
 -- The message JSON is built in C without the conversation id (unknown
 -- until now); splice it in as the first member.
 local message = '{"conversation_id":"' .. conv .. '",' .. string.sub(ARGV[4], 2)
@@ -110,6 +123,11 @@ if new == 1 then
     'language', ARGV[17], 'skills', skills, 'sticky_agent', sticky, 'declined', '[]',
     'created_at', now, 'updated_at', now, 'last_inbound_at', now, 'message_count', 1)
   redis.call('HINCRBY', customer_key, 'conversations', 1)
+  if policy ~= '' then
+    redis.call('HSET', conv_key, 'sla_policy', policy)
+    start_clock('fr')
+    start_clock('res')
+  end
   redis.call('HSETNX', customer_key, 'first_seen', now)
   redis.call('HSET', customer_key, 'last_conversation', conv)
   c = R.hash(conv_key)
@@ -125,6 +143,12 @@ else
   R.conv_event(now, emax, 'message.received', c, {'message_id', ARGV[3], 'by', 'customer'})
   if c.status == 'assigned' or c.status == 'waiting' then
     R.inbox(c.agent_id, 'message', c, now, {'message_id', ARGV[3], 'message', message})
+    if c.status == 'waiting' and (c.sla_policy or '') ~= '' then
+      -- The customer answered the agent: next response is due; the
+      -- resolution clock, paused while waiting on the customer, resumes.
+      start_clock('nr')
+      if c.sla_res_state == 'paused' then start_clock('res', true) end
+    end
     if c.status == 'waiting' then
       redis.call('HSET', conv_key, 'status', 'assigned')
       R.conv_event(now, emax, 'conversation.customer_replied', c,
@@ -135,6 +159,10 @@ else
     redis.call('HSET', conv_key, 'sticky_agent', c.agent_id or '', 'declined', '[]',
       'resolved_at', '')
     redis.call('HINCRBY', conv_key, 'reopened', 1)
+    if (c.sla_policy or '') ~= '' then
+      start_clock('nr')
+      start_clock('res')
+    end
     c.sticky_agent, c.declined = c.agent_id or '', '[]'
     R.conv_event(now, emax, 'conversation.reopened', c, {'message_id', ARGV[3], 'by', 'customer',
       'agent_id', c.agent_id or '', 'reason', 'new customer message'})

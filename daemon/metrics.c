@@ -50,6 +50,9 @@ static const struct {
         [OMR_M_NOTIFY] = {"omr_notify_attempts_total",
                           "Notification attempts to agents' tools by outcome.",
                           {"kind", "outcome"}},
+        [OMR_M_SLA_FIRED] = {"omr_sla_fired_total",
+                             "SLA warnings and breaches this daemon fired.",
+                             {"kind", NULL}},
 };
 
 static const struct {
@@ -57,6 +60,8 @@ static const struct {
 } gauge_defs[OMR_G__GAUGES] = {
         [OMR_G_REDIS_UP] = {"omr_redis_up", "1 when the Redis connection is ready."},
         [OMR_G_HTTP_ACTIVE] = {"omr_http_requests_active", "HTTP requests in progress."},
+        [OMR_G_SLA_FIRE_LAG] = {"omr_sla_fire_lag_seconds",
+                                "How late the last SLA warning or breach fired."},
 };
 
 static const double latency_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,

@@ -44,6 +44,30 @@ redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2], 'ag
 -- pull claim behind it is confirmed (daemon/routing.lua).
 local st = redis.call('HMGET', KEYS[2], 'status', 'work_key', 'work_id', 'queue', 'priority')
 redis.call('HSETNX', KEYS[2], 'first_response_at', ARGV[5])
+-- SLA clocks (docs/sla.md): the reply stops first and next response (hit
+-- or missed) and pauses resolution while the conversation waits on the
+-- customer. The daemon adds up the business time so far (sla.c).
+local sla = redis.call('HMGET', KEYS[2], 'sla_policy', 'sla_fr_state', 'sla_fr_due',
+  'sla_nr_state', 'sla_nr_due', 'sla_res_state', 'sla_fr_breached', 'sla_nr_breached')
+if sla[1] and sla[1] ~= '' then
+  local p = string.match(KEYS[4], '^(.*)outbox$') or ''
+  local due_key, sched_key = p .. 'sla:due', p .. 'sla:schedule'
+  local function stop(clock, state, due, breached)
+    if state ~= 'running' then return end
+    local missed = breached == '1' or (due and due ~= '' and tonumber(ARGV[5]) > tonumber(due))
+    redis.call('HSET', KEYS[2], 'sla_' .. clock .. '_state', missed and 'missed' or 'hit',
+      'sla_' .. clock .. '_stopped_at', ARGV[5])
+    redis.call('ZREM', due_key, ARGV[2] .. '|' .. clock .. '|warn', ARGV[2] .. '|' .. clock .. '|breach')
+    redis.call('ZREM', sched_key, ARGV[2] .. '|' .. clock)
+  end
+  stop('fr', sla[2], sla[3], sla[7])
+  stop('nr', sla[4], sla[5], sla[8])
+  if sla[6] == 'running' then
+    redis.call('HSET', KEYS[2], 'sla_res_state', 'paused', 'sla_res_paused_at', ARGV[5])
+    redis.call('ZREM', due_key, ARGV[2] .. '|res|warn', ARGV[2] .. '|res|breach')
+    redis.call('ZADD', sched_key, ARGV[5], ARGV[2] .. '|res')
+  end
+end
 redis.call('HSET', KEYS[2], 'last_agent_reply_at', ARGV[5])
 if st[1] == 'assigned' then
   redis.call('HSET', KEYS[2], 'status', 'waiting', 'waiting_since', ARGV[5], 'accepted', '1',

@@ -227,6 +227,23 @@ struct omr_conf_notify {
         int64_t request_timeout_ms;
 };
 
+/* A response-time policy (docs/sla.md). The first policy whose conditions
+ * hold for a new conversation (channel, queue, priority) applies to it. */
+struct omr_conf_sla_policy {
+        char *name;
+        unsigned channels; /* bit (1u << enum omr_channel); 0 = any */
+        char **queues;
+        size_t n_queues;
+        unsigned priorities; /* bit (1u << enum omr_priority); 0 = any */
+        int64_t first_response_ms, next_response_ms, resolution_ms; /* 0: no target */
+        char *calendar_name;                                        /* NULL: 24/7 */
+        const struct omr_calendar *calendar; /* resolved after load; borrowed */
+        double warn_at;                      /* fraction of the target */
+        char *escalation_queue;              /* on breach, waiting work moves here */
+        enum omr_priority escalate_priority; /* on breach, at least this */
+        int line;
+};
+
 struct omr_conf {
         char *path;
         int log_level;
@@ -238,6 +255,8 @@ struct omr_conf {
         struct omr_conf_notify notify;
         struct omr_calendar *calendars;
         size_t n_calendars;
+        struct omr_conf_sla_policy *sla;
+        size_t n_sla;
         struct omr_conf_token *tokens;
         size_t n_tokens;
         struct omr_conf_outbound outbound;
@@ -275,6 +294,10 @@ bool omr_conf_valid_agent_id(const char *id);
 const struct omr_conf_queue *omr_conf_queue(const struct omr_conf *c, const char *name);
 const struct omr_conf_agent *omr_conf_agent(const struct omr_conf *c, const char *id);
 const struct omr_calendar *omr_conf_calendar(const struct omr_conf *c, const char *name);
+/* The SLA policy for a new conversation, or NULL. */
+const struct omr_conf_sla_policy *omr_conf_sla_for(const struct omr_conf *c, enum omr_channel ch,
+                                                   const char *queue, enum omr_priority p);
+const struct omr_conf_sla_policy *omr_conf_sla_named(const struct omr_conf *c, const char *name);
 /* Whether a customer id or handle is on routing.customers.vip. */
 bool omr_conf_is_vip(const struct omr_conf *c, const char *id, const char *handle);
 const char *omr_strategy_name(enum omr_strategy s);

@@ -19,10 +19,11 @@ enum omr_counter {
         OMR_M_REPLIES,          /* labels: connector, outcome (sent|failed|retried) */
         OMR_M_DISPATCHED,       /* labels: queue (push conversations offered/assigned) */
         OMR_M_NOTIFY,           /* labels: kind (webhook|email), outcome (delivered|retry|failed) */
+        OMR_M_SLA_FIRED,        /* labels: kind (warning|breach) */
         OMR_M__COUNTERS
 };
 
-enum omr_gauge { OMR_G_REDIS_UP, OMR_G_HTTP_ACTIVE, OMR_G__GAUGES };
+enum omr_gauge { OMR_G_REDIS_UP, OMR_G_HTTP_ACTIVE, OMR_G_SLA_FIRE_LAG, OMR_G__GAUGES };
 
 struct omr_metrics *omr_metrics_new(void);
 void omr_metrics_free(struct omr_metrics *m);

@@ -1,0 +1,319 @@
+/* sla.c — the daemon's side of response-time targets (docs/sla.md).
+ *
+ * The clocks live in the conversation hash and two sorted sets in Redis:
+ * the scripts that change a conversation start, stop and pause clocks and
+ * put a request in <prefix>sla:schedule; this file turns each request into
+ * due times with the policy's business-hours calendar (the arithmetic
+ * needs the time zone rules, which Redis does not have) and stores them in
+ * <prefix>sla:due, then fires what is due (sla_fire.lua: warning, breach,
+ * escalation, each claimed atomically so it fires once across daemons and
+ * restarts). One libevent timer, armed for the next due time (at most a
+ * second away, since other daemons add deadlines too). Loop thread only. */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_priv.h"
+#include "omniroute/calendar.h"
+#include "omniroute/log.h"
+#include "omniroute/metrics.h"
+#include "omniroute/timefmt.h"
+
+extern const char omr_sla_pending_lua[], omr_sla_schedule_lua[], omr_sla_fire_lua[];
+
+#define POLL_MS 1000
+#define BATCH   "100"
+
+struct omr_sla {
+        struct omr_core *core;
+        struct event *timer;
+        struct omr_script pending, schedule, fire;
+        bool busy, stopped;
+        int64_t next_due; /* earliest due time known, or -1 */
+};
+
+static bool ready(const struct omr_sla *s)
+{
+        return !s->stopped && s->core->store && omr_store_ready(s->core->store);
+}
+
+static void arm(struct omr_sla *s, int64_t delay_ms)
+{
+        if (s->stopped)
+                return;
+        if (delay_ms < 5)
+                delay_ms = 5;
+        if (delay_ms > POLL_MS)
+                delay_ms = POLL_MS;
+        struct timeval tv = {delay_ms / 1000, (delay_ms % 1000) * 1000};
+        evtimer_add(s->timer, &tv);
+}
+
+static void rearm_for_next(struct omr_sla *s)
+{
+        int64_t now = omr_now_ms();
+        arm(s, s->next_due >= 0 ? s->next_due - now : POLL_MS);
+}
+
+/* --- firing ------------------------------------------------------------------ */
+
+static void on_fired(const redisReply *r, const char *error, void *arg)
+{
+        struct omr_sla *s = arg;
+        s->busy = false;
+        if (error == NULL && r->type == REDIS_REPLY_ERROR)
+                omr_log(LOG_ERR, "sla", "firing failed error=\"%s\"", r->str);
+        if (error || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+                arm(s, POLL_MS);
+                return;
+        }
+        for (size_t i = 0; i + 2 < r->elements; i++) {
+                const redisReply *f = r->element[i];
+                if (f->type != REDIS_REPLY_ARRAY || f->elements != 3)
+                        continue;
+                const char *member = f->element[0]->str;
+                long long lag = f->element[2]->integer;
+                bool breach = member && strstr(member, "|breach") != NULL;
+                omr_metrics_inc(s->core->metrics, OMR_M_SLA_FIRED, breach ? "breach" : "warning",
+                                NULL);
+                omr_metrics_set(s->core->metrics, OMR_G_SLA_FIRE_LAG, (double)lag / 1000.0);
+                omr_log(breach ? LOG_WARNING : LOG_INFO, "sla", "%s %s lag=%lldms",
+                        breach ? "breach" : "warning", member ? member : "", lag);
+        }
+        const redisReply *next = r->element[r->elements - 2];
+        s->next_due = next->type == REDIS_REPLY_INTEGER ? next->integer : -1;
+        const redisReply *kick = r->element[r->elements - 1];
+        for (size_t i = 1; kick->type == REDIS_REPLY_ARRAY && i < kick->elements; i++)
+                omr_assign_kick(s->core, kick->element[i]->str);
+        rearm_for_next(s);
+}
+
+static void fire(struct omr_sla *s)
+{
+        char now[24], emax[24], qmax[24];
+        snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
+        snprintf(emax, sizeof(emax), "%lld", s->core->conf->redis.events_maxlen);
+        snprintf(qmax, sizeof(qmax), "%lld", s->core->conf->redis.queue_maxlen);
+        const char *argv[] = {s->core->conf->redis.prefix, now, BATCH, emax, qmax};
+        if (omr_store_eval(s->core->store, &s->fire, on_fired, s, 0, 5, argv, NULL) != 0) {
+                s->busy = false;
+                arm(s, POLL_MS);
+        }
+}
+
+/* --- computing due times --------------------------------------------------------- */
+
+static int64_t target_of(const struct omr_conf_sla_policy *p, const char *clock)
+{
+        if (strcmp(clock, "fr") == 0)
+                return p->first_response_ms;
+        if (strcmp(clock, "nr") == 0)
+                return p->next_response_ms;
+        return p->resolution_ms;
+}
+
+static void on_scheduled(const redisReply *r, const char *error, void *arg)
+{
+        struct omr_sla *s = arg;
+        if (error == NULL && r->type == REDIS_REPLY_ERROR)
+                omr_log(LOG_ERR, "sla", "scheduling failed error=\"%s\"", r->str);
+        if (ready(s))
+                fire(s);
+        else
+                s->busy = false;
+}
+
+/* What to store for one pending clock: 7 strings per entry into argv. */
+static bool plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const char **argv)
+{
+        const char *member = e->element[0]->str, *policy_name = e->element[2]->str;
+        const char *state = e->element[3]->str, *started_s = e->element[4]->str;
+        const char *clock = strrchr(member, '|');
+        const struct omr_conf_sla_policy *p = omr_conf_sla_named(s->core->conf, policy_name);
+        argv[0] = member;
+        argv[1] = e->element[1]->str;
+        argv[2] = state;
+        argv[3] = started_s;
+        argv[4] = "drop";
+        argv[5] = "";
+        argv[6] = "";
+        if (clock == NULL || *started_s == '\0')
+                return true;
+        clock++;
+        if (p == NULL) {
+                /* The policy left the config: the clock has no target now. */
+                argv[4] = "none";
+                return true;
+        }
+        int64_t target = target_of(p, clock);
+        int64_t started = strtoll(started_s, NULL, 10);
+        int64_t elapsed = strtoll(e->element[5]->str, NULL, 10);
+        if (strcmp(state, "running") == 0) {
+                if (target <= 0) {
+                        argv[4] = "none";
+                        return true;
+                }
+                int64_t due = omr_calendar_add(p->calendar, started, target - elapsed);
+                int64_t warn_left = (int64_t)((double)target * p->warn_at) - elapsed;
+                snprintf(buf[0], 24, "%lld", (long long)due);
+                argv[4] = "due";
+                argv[5] = buf[0];
+                if (warn_left > 0 && due != OMR_NEVER) {
+                        snprintf(buf[1], 24, "%lld",
+                                 (long long)omr_calendar_add(p->calendar, started, warn_left));
+                        argv[6] = buf[1];
+                }
+                if (due == OMR_NEVER)
+                        argv[4] = "none"; /* a calendar that never opens */
+        } else if (strcmp(state, "paused") == 0 && *e->element[6]->str) {
+                /* Waiting on the customer: bank the business time so far. */
+                int64_t paused = strtoll(e->element[6]->str, NULL, 10);
+                snprintf(buf[0], 24, "%lld",
+                         (long long)(elapsed + omr_calendar_between(p->calendar, started, paused)));
+                argv[4] = "elapsed";
+                argv[5] = buf[0];
+        }
+        return true;
+}
+
+static void on_pending(const redisReply *r, const char *error, void *arg)
+{
+        struct omr_sla *s = arg;
+        if (error || r->type != REDIS_REPLY_ARRAY) {
+                if (r && r->type == REDIS_REPLY_ERROR)
+                        omr_log(LOG_ERR, "sla", "reading schedule failed error=\"%s\"", r->str);
+                s->busy = false;
+                arm(s, POLL_MS);
+                return;
+        }
+        if (r->elements == 0) {
+                fire(s);
+                return;
+        }
+        size_t n = r->elements;
+        const char **argv = calloc(2 + 7 * n, sizeof(*argv));
+        char(*buf)[24] = calloc(2 * n, sizeof(*buf));
+        char key_sched[256], key_due[256];
+        if (argv == NULL || buf == NULL) {
+                free(argv);
+                free(buf);
+                s->busy = false;
+                arm(s, POLL_MS);
+                return;
+        }
+        snprintf(key_sched, sizeof(key_sched), "%ssla:schedule", s->core->conf->redis.prefix);
+        snprintf(key_due, sizeof(key_due), "%ssla:due", s->core->conf->redis.prefix);
+        argv[0] = key_sched;
+        argv[1] = key_due;
+        argv[2] = s->core->conf->redis.prefix;
+        size_t argc = 3;
+        for (size_t i = 0; i < n; i++) {
+                const redisReply *e = r->element[i];
+                if (e->type != REDIS_REPLY_ARRAY || e->elements != 7)
+                        continue;
+                plan(s, e, &buf[2 * i], &argv[argc]);
+                argc += 7;
+        }
+        if (omr_store_eval(s->core->store, &s->schedule, on_scheduled, s, 2, (int)argc - 2, argv,
+                           NULL) != 0) {
+                s->busy = false;
+                arm(s, POLL_MS);
+        }
+        free(argv);
+        free(buf);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+        struct omr_sla *s = arg;
+        (void)fd;
+        (void)what;
+        if (!ready(s) || s->busy) {
+                arm(s, POLL_MS);
+                return;
+        }
+        char key[256], now[24];
+        snprintf(key, sizeof(key), "%ssla:schedule", s->core->conf->redis.prefix);
+        snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
+        const char *argv[] = {key, s->core->conf->redis.prefix, now, BATCH};
+        s->busy = true;
+        if (omr_store_eval(s->core->store, &s->pending, on_pending, s, 1, 3, argv, NULL) != 0) {
+                s->busy = false;
+                arm(s, POLL_MS);
+        }
+}
+
+/* --- publishing policies, lifecycle --------------------------------------------- */
+
+static void on_published(const redisReply *r, const char *error, void *arg)
+{
+        (void)arg;
+        if (error == NULL && r->type == REDIS_REPLY_ERROR)
+                omr_log(LOG_ERR, "sla", "publishing policies failed error=\"%s\"", r->str);
+}
+
+void omr_sla_sync(struct omr_sla *s)
+{
+        if (!ready(s))
+                return;
+        const struct omr_conf *c = s->core->conf;
+        for (size_t i = 0; i < c->n_sla; i++) {
+                const struct omr_conf_sla_policy *p = &c->sla[i];
+                char key[256];
+                snprintf(key, sizeof(key), "%ssla:policy:%s", c->redis.prefix, p->name);
+                const char *argv[] = {"HSET",
+                                      key,
+                                      "escalation_queue",
+                                      p->escalation_queue ? p->escalation_queue : "",
+                                      "escalate_priority",
+                                      omr_priority_name(p->escalate_priority)};
+                omr_store_command(s->core->store, on_published, NULL, 6, argv, NULL);
+        }
+}
+
+void omr_sla_kick(struct omr_core *core)
+{
+        struct omr_sla *s = core->sla;
+        if (s && !s->stopped && !s->busy)
+                arm(s, 0);
+}
+
+struct omr_sla *omr_sla_new(struct omr_core *core)
+{
+        struct omr_sla *s = calloc(1, sizeof(*s));
+        if (s == NULL)
+                return NULL;
+        s->core = core;
+        s->next_due = -1;
+        omr_script_init(&s->pending, omr_sla_pending_lua);
+        omr_script_init(&s->schedule, omr_sla_schedule_lua);
+        omr_script_init(&s->fire, omr_sla_fire_lua);
+        s->timer = evtimer_new(core->base, on_timer, s);
+        if (s->timer == NULL) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
+
+void omr_sla_start(struct omr_sla *s)
+{
+        arm(s, POLL_MS);
+}
+
+void omr_sla_stop(struct omr_sla *s)
+{
+        if (s == NULL)
+                return;
+        s->stopped = true;
+        event_del(s->timer);
+}
+
+void omr_sla_free(struct omr_sla *s)
+{
+        if (s == NULL)
+                return;
+        event_free(s->timer);
+        free(s);
+}
