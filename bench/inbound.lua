@@ -150,6 +150,15 @@ local function all_ready()
   return true
 end
 
+-- Fixed-count mode: everything this thread sent is answered.
+function mark_done()
+  if ONCE and not done_written and answered == sent then
+    done_written = true
+    local d = assert(io.open(prefix .. ".done." .. slice, "w"))
+    d:close()
+  end
+end
+
 function request()
   if verifying then
     verifying = false
@@ -170,6 +179,7 @@ function request()
   if ONCE and idx >= nreqs then
     stopping = true
     cpu_stop = cpu_snapshot()
+    mark_done()
     return PARK
   end
   idx = idx + 1
@@ -191,11 +201,7 @@ function response(status, headers, body)
     non200 = non200 + 1
     bad[status] = (bad[status] or 0) + 1
   end
-  if ONCE and stopping and not done_written and answered == sent then
-    done_written = true
-    local d = assert(io.open(prefix .. ".done." .. slice, "w"))
-    d:close()
-  end
+  if stopping then mark_done() end
 end
 
 function done(summary, latency, requests)
