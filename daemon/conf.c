@@ -37,6 +37,7 @@ static void conf_defaults(struct omr_conf *c)
         c->routing.default_priority = OMR_PRIORITY_NORMAL;
         c->agents.heartbeat_timeout_ms = 60000;
         c->notify.give_up_after_ms = 86400000;
+        c->ack.window_ms = 86400000;
         c->notify.request_timeout_ms = 10000;
         c->notify.mail.starttls = OMR_STARTTLS_ENABLED;
         c->notify.mail.timeout_ms = 30000;

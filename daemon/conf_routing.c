@@ -28,7 +28,8 @@ static bool valid_tag(const char *s)
 bool omr_conf_valid_agent_id(const char *id)
 {
         size_t n = strlen(id);
-        return n >= 1 && n <= 64 &&
+        /* "omnirouted" signs the daemon's own messages (acknowledgements). */
+        return n >= 1 && n <= 64 && strcmp(id, "omnirouted") != 0 &&
                strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@-") ==
                        n;
 }

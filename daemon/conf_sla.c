@@ -1,9 +1,11 @@
 /* conf_sla.c — the `sla` section: response-time policies (docs/sla.md).
  * Same rules as conf.c: typed, validated once, every error with
  * file:line. Calendar names are resolved once the whole file is read. */
+#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf_yaml.h"
 
@@ -203,10 +205,151 @@ static int sla_policies(struct cy *cy, yaml_node_t *v, void *obj)
         return rc;
 }
 
+/* --- acknowledge --------------------------------------------------------------- */
+
+static int ack_enabled(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        return cy_bool(cy, v, "sla.acknowledge.enabled", &((struct omr_conf *)obj)->ack.enabled);
+}
+
+static int ack_channels(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        char **l = NULL;
+        size_t n = 0;
+        int rc = cy_string_list(cy, v, "sla.acknowledge.channel", &l, &n);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+                int ch = omr_channel_parse(l[i]);
+                if (ch < 0) {
+                        cy_error(cy, v, "unknown channel '%s'", l[i]);
+                        rc = -1;
+                } else {
+                        c->ack.channels |= 1u << ch;
+                }
+        }
+        free_list(l, n);
+        return rc;
+}
+
+static int ack_window(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        if (cy_duration_ms(cy, v, "sla.acknowledge.window", &c->ack.window_ms))
+                return -1;
+        if (c->ack.window_ms < 0 || c->ack.window_ms > 30 * 86400000LL) {
+                cy_error(cy, v, "'sla.acknowledge.window' must be between 0 and 30d");
+                return -1;
+        }
+        return 0;
+}
+
+static int ack_timezone(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        free(c->ack.timezone);
+        c->ack.timezone = NULL;
+        if (cy_string(cy, v, "sla.acknowledge.timezone", &c->ack.timezone))
+                return -1;
+        GTimeZone *tz = g_time_zone_new_identifier(c->ack.timezone);
+        if (tz == NULL) {
+                cy_error(cy, v, "unknown time zone '%s'", c->ack.timezone);
+                return -1;
+        }
+        g_time_zone_unref(tz);
+        return 0;
+}
+
+static int ack_fallback(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        return cy_string(cy, v, "sla.acknowledge.fallback", &c->ack.fallback);
+}
+
+static int ack_templates(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        if (v->type != YAML_MAPPING_NODE) {
+                cy_error(cy, v, "'templates' maps languages to texts, e.g. {en: \"… {due}\"}");
+                return -1;
+        }
+        size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+        c->ack.templates = calloc(n ? n : 1, sizeof(*c->ack.templates));
+        if (c->ack.templates == NULL)
+                return -1;
+        int rc = 0;
+        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
+             p++) {
+                struct omr_conf_ack_template *t = &c->ack.templates[c->ack.n_templates];
+                if (cy_string(cy, yaml_document_get_node(&cy->doc, p->key), "template language",
+                              &t->language) ||
+                    cy_string(cy, yaml_document_get_node(&cy->doc, p->value), "template",
+                              &t->text)) {
+                        free(t->language);
+                        free(t->text);
+                        t->language = t->text = NULL;
+                        rc = -1;
+                        continue;
+                }
+                c->ack.n_templates++;
+        }
+        return rc;
+}
+
+static int sla_acknowledge(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        static const struct cy_key keys[] = {
+                {"enabled", ack_enabled},
+                {"channel", ack_channels},
+                {"window", ack_window},
+                {"timezone", ack_timezone},
+                {"templates", ack_templates},
+                {"fallback", ack_fallback},
+                {NULL, NULL},
+        };
+        struct omr_conf *c = obj;
+        int rc = cy_mapping(cy, v, "sla.acknowledge", keys, obj);
+        if (rc == 0 && c->ack.enabled && c->ack.n_templates == 0) {
+                cy_error(cy, v, "'sla.acknowledge' is enabled but has no 'templates'");
+                rc = -1;
+        }
+        if (rc == 0 && c->ack.fallback && !omr_conf_ack_template(c, c->ack.fallback)) {
+                cy_error(cy, v, "'sla.acknowledge.fallback' names no template ('%s')",
+                         c->ack.fallback);
+                rc = -1;
+        }
+        return rc;
+}
+
 int omr_conf_sec_sla(struct cy *cy, yaml_node_t *v, void *obj)
 {
-        static const struct cy_key keys[] = {{"policies", sla_policies}, {NULL, NULL}};
+        static const struct cy_key keys[] = {
+                {"policies", sla_policies},
+                {"acknowledge", sla_acknowledge},
+                {NULL, NULL},
+        };
         return cy_mapping(cy, v, "sla", keys, obj);
+}
+
+static const char *template_for(const struct omr_conf *c, const char *language)
+{
+        for (size_t i = 0; language && *language && i < c->ack.n_templates; i++) {
+                const struct omr_conf_ack_template *t = &c->ack.templates[i];
+                size_t k = strlen(t->language);
+                if (strncasecmp(t->language, language, k) == 0 &&
+                    (language[k] == '\0' || language[k] == '-'))
+                        return t->text;
+        }
+        return NULL;
+}
+
+const char *omr_conf_ack_template(const struct omr_conf *c, const char *language)
+{
+        const char *t = template_for(c, language);
+        if (t == NULL && c->ack.fallback)
+                t = template_for(c, c->ack.fallback);
+        if (t == NULL && c->ack.n_templates > 0 && !c->ack.fallback)
+                t = template_for(c, "en");
+        return t;
 }
 
 int omr_conf_resolve_sla(struct omr_conf *c, struct omr_conf_errors *errs)
@@ -264,4 +407,11 @@ void omr_conf_free_sla(struct omr_conf *c)
                 free(p->escalation_queue);
         }
         free(c->sla);
+        for (size_t i = 0; i < c->ack.n_templates; i++) {
+                free(c->ack.templates[i].language);
+                free(c->ack.templates[i].text);
+        }
+        free(c->ack.templates);
+        free(c->ack.timezone);
+        free(c->ack.fallback);
 }

@@ -41,7 +41,11 @@ if ARGV[4] == '' then return close('failed', 'empty text') end
 redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2], 'agent_id', ARGV[3],
   'text', ARGV[4], 'provider', conv[1], 'updated_at', ARGV[5])
 -- The agent answered: the conversation now waits on the customer, and a
--- pull claim behind it is confirmed (daemon/routing.lua).
+-- pull claim behind it is confirmed (daemon/routing.lua). The daemon's own
+-- messages (agent "omnirouted": acknowledgements) are no agent's answer.
+if ARGV[3] == 'omnirouted' then
+  return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or ''}
+end
 local st = redis.call('HMGET', KEYS[2], 'status', 'work_key', 'work_id', 'queue', 'priority')
 redis.call('HSETNX', KEYS[2], 'first_response_at', ARGV[5])
 -- SLA clocks (docs/sla.md): the reply stops first and next response (hit

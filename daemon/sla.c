@@ -10,6 +10,7 @@
  * restarts). One libevent timer, armed for the next due time (at most a
  * second away, since other daemons add deadlines too). Loop thread only. */
 #include <event2/event.h>
+#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,8 +125,52 @@ static void on_scheduled(const redisReply *r, const char *error, void *arg)
                 s->busy = false;
 }
 
-/* What to store for one pending clock: 7 strings per entry into argv. */
-static bool plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const char **argv)
+/* The acknowledgement for a new conversation whose first response is due
+ * at `due`: the template for its language with the time in the policy's
+ * calendar zone (else sla.acknowledge.timezone, else UTC); NULL for none. */
+static char *ack_text(const struct omr_conf *c, const struct omr_conf_sla_policy *p,
+                      const char *language, const char *channel, int64_t due)
+{
+        int ch = omr_channel_parse(channel);
+        if (!c->ack.enabled || due == OMR_NEVER ||
+            (c->ack.channels && (ch < 0 || !(c->ack.channels & (1u << ch)))))
+                return NULL;
+        const char *tmpl = omr_conf_ack_template(c, language);
+        if (tmpl == NULL)
+                return NULL;
+        GTimeZone *tz = p->calendar       ? g_time_zone_ref(p->calendar->tz)
+                        : c->ack.timezone ? g_time_zone_new_identifier(c->ack.timezone)
+                                          : g_time_zone_new_utc();
+        GDateTime *utc = g_date_time_new_from_unix_utc(due / 1000 + (due % 1000 > 0));
+        GDateTime *t = utc && tz ? g_date_time_to_timezone(utc, tz) : NULL;
+        char *text = NULL;
+        if (t) {
+                char *when = g_date_time_format(t, "%a %H:%M");
+                char *date = g_date_time_format(t, "%Y-%m-%d");
+                char *time = g_date_time_format(t, "%H:%M");
+                GString *g = g_string_new(tmpl);
+                g_string_replace(g, "{due}", when ? when : "", 0);
+                g_string_replace(g, "{due_date}", date ? date : "", 0);
+                g_string_replace(g, "{due_time}", time ? time : "", 0);
+                g_string_replace(g, "{timezone}", g_time_zone_get_identifier(tz), 0);
+                text = strdup(g->str);
+                g_string_free(g, TRUE);
+                g_free(when);
+                g_free(date);
+                g_free(time);
+                g_date_time_unref(t);
+        }
+        if (utc)
+                g_date_time_unref(utc);
+        if (tz)
+                g_time_zone_unref(tz);
+        return text;
+}
+
+/* What to store for one pending clock: 8 strings per entry into argv;
+ * an acknowledgement text, when one is due, into *ack (caller frees). */
+static void plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const char **argv,
+                 char **ack)
 {
         const char *member = e->element[0]->str, *policy_name = e->element[2]->str;
         const char *state = e->element[3]->str, *started_s = e->element[4]->str;
@@ -138,13 +183,14 @@ static bool plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const 
         argv[4] = "drop";
         argv[5] = "";
         argv[6] = "";
+        argv[7] = "";
         if (clock == NULL || *started_s == '\0')
-                return true;
+                return;
         clock++;
         if (p == NULL) {
                 /* The policy left the config: the clock has no target now. */
                 argv[4] = "none";
-                return true;
+                return;
         }
         int64_t target = target_of(p, clock);
         int64_t started = strtoll(started_s, NULL, 10);
@@ -152,7 +198,7 @@ static bool plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const 
         if (strcmp(state, "running") == 0) {
                 if (target <= 0) {
                         argv[4] = "none";
-                        return true;
+                        return;
                 }
                 int64_t due = omr_calendar_add(p->calendar, started, target - elapsed);
                 int64_t warn_left = (int64_t)((double)target * p->warn_at) - elapsed;
@@ -166,6 +212,11 @@ static bool plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const 
                 }
                 if (due == OMR_NEVER)
                         argv[4] = "none"; /* a calendar that never opens */
+                else if (strcmp(clock, "fr") == 0 && *e->element[9]->str == '\0')
+                        *ack = ack_text(s->core->conf, p, e->element[7]->str, e->element[8]->str,
+                                        due);
+                if (*ack)
+                        argv[7] = *ack;
         } else if (strcmp(state, "paused") == 0 && *e->element[6]->str) {
                 /* Waiting on the customer: bank the business time so far. */
                 int64_t paused = strtoll(e->element[6]->str, NULL, 10);
@@ -174,7 +225,6 @@ static bool plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const 
                 argv[4] = "elapsed";
                 argv[5] = buf[0];
         }
-        return true;
 }
 
 static void on_pending(const redisReply *r, const char *error, void *arg)
@@ -192,34 +242,46 @@ static void on_pending(const redisReply *r, const char *error, void *arg)
                 return;
         }
         size_t n = r->elements;
-        const char **argv = calloc(2 + 7 * n, sizeof(*argv));
+        const char **argv = calloc(6 + 8 * n, sizeof(*argv));
         char(*buf)[24] = calloc(2 * n, sizeof(*buf));
-        char key_sched[256], key_due[256];
-        if (argv == NULL || buf == NULL) {
+        char **acks = calloc(n, sizeof(*acks));
+        char key_sched[256], key_due[256], now[24], emax[24], window[24];
+        if (argv == NULL || buf == NULL || acks == NULL) {
                 free(argv);
                 free(buf);
+                free(acks);
                 s->busy = false;
                 arm(s, POLL_MS);
                 return;
         }
-        snprintf(key_sched, sizeof(key_sched), "%ssla:schedule", s->core->conf->redis.prefix);
-        snprintf(key_due, sizeof(key_due), "%ssla:due", s->core->conf->redis.prefix);
+        const struct omr_conf *c = s->core->conf;
+        snprintf(key_sched, sizeof(key_sched), "%ssla:schedule", c->redis.prefix);
+        snprintf(key_due, sizeof(key_due), "%ssla:due", c->redis.prefix);
+        snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
+        snprintf(emax, sizeof(emax), "%lld", c->redis.events_maxlen);
+        snprintf(window, sizeof(window), "%lld", (long long)c->ack.window_ms);
         argv[0] = key_sched;
         argv[1] = key_due;
-        argv[2] = s->core->conf->redis.prefix;
-        size_t argc = 3;
+        argv[2] = c->redis.prefix;
+        argv[3] = now;
+        argv[4] = emax;
+        argv[5] = window;
+        size_t argc = 6;
         for (size_t i = 0; i < n; i++) {
                 const redisReply *e = r->element[i];
-                if (e->type != REDIS_REPLY_ARRAY || e->elements != 7)
+                if (e->type != REDIS_REPLY_ARRAY || e->elements != 10)
                         continue;
-                plan(s, e, &buf[2 * i], &argv[argc]);
-                argc += 7;
+                plan(s, e, &buf[2 * i], &argv[argc], &acks[i]);
+                argc += 8;
         }
         if (omr_store_eval(s->core->store, &s->schedule, on_scheduled, s, 2, (int)argc - 2, argv,
                            NULL) != 0) {
                 s->busy = false;
                 arm(s, POLL_MS);
         }
+        for (size_t i = 0; i < n; i++)
+                free(acks[i]);
+        free(acks);
         free(argv);
         free(buf);
 }

@@ -1,15 +1,43 @@
 -- sla_schedule.lua — store the due times the daemon computed for clocks
 -- (daemon/sla.c), each only if the clock is still as it was read.
 -- KEYS[1] schedule zset, KEYS[2] due zset
--- ARGV: 1 prefix, then groups of 7:
+-- ARGV: 1 prefix, 2 now (ms), 3 events maxlen, 4 acknowledgement window (ms),
+--   then groups of 8:
 --   member (<conv>|<clock>), schedule score read, state read, started_at read,
---   action (due|elapsed|none), a (due ms | elapsed ms), b (warn ms or '')
+--   action (due|elapsed|none), a (due ms | elapsed ms), b (warn ms or ''),
+--   acknowledgement text to send now ('' for none)
+local P, now, emax, window = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+
+-- The customer hears when to expect an answer: once per conversation and
+-- at most once per customer per window, through the outbound path like an
+-- agent reply (agent_id "omnirouted", which counts as no agent's reply).
+local function acknowledge(conv, ck, text, due)
+  if redis.call('HSETNX', ck, 'sla_ack', 'pending') == 0 then return end
+  local cust = redis.call('HGET', ck, 'customer_key')
+  local last = cust and tonumber(redis.call('HGET', cust, 'last_ack_at') or '') or nil
+  if last and tonumber(now) - last < window then
+    redis.call('HSET', ck, 'sla_ack', 'skipped: acknowledged within the window')
+    return
+  end
+  local id = redis.call('XADD', P .. 'outbox', '*', 'conversation_id', conv,
+    'agent_id', 'omnirouted', 'text', text, 'source', 'auto-ack')
+  redis.call('HSET', ck .. ':reply:' .. id, 'reply_id', id, 'conversation_id', conv,
+    'agent_id', 'omnirouted', 'text', text, 'status', 'queued', 'attempts', 0,
+    'created_at', now, 'updated_at', now, 'source', 'auto-ack')
+  redis.call('HSET', ck, 'sla_ack', 'sent', 'sla_ack_reply', id, 'sla_ack_at', now)
+  if cust then redis.call('HSET', cust, 'last_ack_at', now) end
+  local c = redis.call('HMGET', ck, 'queue', 'channel', 'priority')
+  redis.call('XADD', P .. 'events', 'MAXLEN', '~', emax, '*', 'type', 'conversation.acknowledged',
+    'conversation_id', conv, 'queue', c[1] or '', 'channel', c[2] or '', 'priority', c[3] or '',
+    'reply_id', id, 'due', due, 'by', 'omnirouted', 'at', now)
+end
+
 local n = 0
-for i = 2, #ARGV, 7 do
+for i = 5, #ARGV, 8 do
   local member, score, state, started = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local action, a, b = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local action, a, b, ack = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
   local conv, clock = string.match(member, '^(.+)|(%a+)$')
-  local ck = ARGV[1] .. 'conv:{' .. (conv or '') .. '}'
+  local ck = P .. 'conv:{' .. (conv or '') .. '}'
   local cur = conv and redis.call('HMGET', ck, 'sla_' .. clock .. '_state',
     'sla_' .. clock .. '_started_at') or {}
   if cur[1] == state and (cur[2] or '') == started then
@@ -17,6 +45,7 @@ for i = 2, #ARGV, 7 do
       redis.call('HSET', ck, 'sla_' .. clock .. '_due', a, 'sla_' .. clock .. '_warn_at', b)
       redis.call('ZADD', KEYS[2], a, member .. '|breach')
       if b ~= '' then redis.call('ZADD', KEYS[2], b, member .. '|warn') end
+      if ack ~= '' then acknowledge(conv, ck, ack, a) end
     elseif action == 'elapsed' then
       redis.call('HSET', ck, 'sla_' .. clock .. '_elapsed', a)
     elseif action == 'none' then

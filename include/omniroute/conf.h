@@ -244,6 +244,22 @@ struct omr_conf_sla_policy {
         int line;
 };
 
+/* Auto-acknowledgement of new conversations with the expected reply time. */
+struct omr_conf_ack_template {
+        char *language; /* BCP 47 prefix, e.g. "vi" */
+        char *text;     /* placeholders {due}, {due_date}, {due_time}, {timezone} */
+};
+
+struct omr_conf_ack {
+        bool enabled;
+        unsigned channels; /* 0 = every channel */
+        int64_t window_ms; /* at most one per customer per window */
+        char *timezone;    /* when the policy has no calendar (default UTC) */
+        struct omr_conf_ack_template *templates;
+        size_t n_templates;
+        char *fallback; /* language of the template used when none matches */
+};
+
 struct omr_conf {
         char *path;
         int log_level;
@@ -257,6 +273,7 @@ struct omr_conf {
         size_t n_calendars;
         struct omr_conf_sla_policy *sla;
         size_t n_sla;
+        struct omr_conf_ack ack;
         struct omr_conf_token *tokens;
         size_t n_tokens;
         struct omr_conf_outbound outbound;
@@ -298,6 +315,9 @@ const struct omr_calendar *omr_conf_calendar(const struct omr_conf *c, const cha
 const struct omr_conf_sla_policy *omr_conf_sla_for(const struct omr_conf *c, enum omr_channel ch,
                                                    const char *queue, enum omr_priority p);
 const struct omr_conf_sla_policy *omr_conf_sla_named(const struct omr_conf *c, const char *name);
+/* The acknowledgement template for a language tag (prefix match), else the
+ * fallback's, else NULL. */
+const char *omr_conf_ack_template(const struct omr_conf *c, const char *language);
 /* Whether a customer id or handle is on routing.customers.vip. */
 bool omr_conf_is_vip(const struct omr_conf *c, const char *id, const char *handle);
 const char *omr_strategy_name(enum omr_strategy s);
