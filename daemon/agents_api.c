@@ -576,6 +576,31 @@ static void conv_action(struct omr_http_request *req, struct omr_core *core,
         json_decref(j);
 }
 
+static void on_stats(const redisReply *r, const char *error, void *arg)
+{
+        struct omr_http_request *req = arg;
+        if (error || r->type != REDIS_REPLY_STRING)
+                unavailable(req, error                          ? error
+                                 : r->type == REDIS_REPLY_ERROR ? r->str
+                                                                : "bad reply");
+        else
+                omr_http_reply(req, 200, "application/json", r->str, r->len);
+}
+
+/* GET /v1/stats: KPIs across every daemon (they live in Redis). */
+static void h_stats(struct omr_http_request *req, void *arg)
+{
+        struct omr_core *core = arg;
+        if (!omr_api_authorize(core, req))
+                return;
+        char now[24];
+        snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
+        const char *argv[] = {core->conf->redis.prefix, now};
+        if (core->store == NULL ||
+            omr_store_eval(core->store, &core->routing.stats, on_stats, req, 0, 2, argv, NULL) != 0)
+                unavailable(req, "redis is not connected");
+}
+
 #define ACTION_HANDLER(name)                                                                       \
         static void h_##name(struct omr_http_request *req, void *arg)                              \
         {                                                                                          \
@@ -596,6 +621,7 @@ int omr_agents_api_start(struct omr_core *core)
                 omr_http_handler_fn fn;
         } routes[] = {
                 {"GET", "/v1/agents", h_list_agents},
+                {"GET", "/v1/stats", h_stats},
                 {"GET", "/v1/agents/{id}", h_get_agent},
                 {"PUT", "/v1/agents/{id}", h_put_agent},
                 {"DELETE", "/v1/agents/{id}", h_delete_agent},

@@ -20,7 +20,7 @@
 #include "omniroute/timefmt.h"
 
 extern const char omr_assign_lua[], omr_claim_lua[], omr_conv_action_lua[], omr_agent_lua[],
-        omr_sweep_lua[];
+        omr_sweep_lua[], omr_stats_lua[];
 
 #define SWEEP_MS            1000
 #define MAX_OFFERS_PER_CALL "100"
@@ -372,6 +372,7 @@ struct omr_assign *omr_assign_new(struct omr_core *core)
         omr_script_init(&core->routing.action, omr_conv_action_lua);
         omr_script_init(&core->routing.agent, omr_agent_lua);
         omr_script_init(&core->routing.sweep, omr_sweep_lua);
+        omr_script_init(&core->routing.stats, omr_stats_lua);
         a->sweep_ev = evtimer_new(core->base, on_sweep_timer, a);
         a->kick_ev = event_new(core->base, -1, 0, on_kick, a);
         if (a->sweep_ev == NULL || a->kick_ev == NULL) {

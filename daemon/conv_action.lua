@@ -112,10 +112,13 @@ if action == 'resolve' then
       if clock ~= 'res' and missed then final = 'missed' end
       redis.call('HSET', ck, 'sla_' .. clock .. '_state', final,
         'sla_' .. clock .. '_stopped_at', now)
+      if final == 'hit' or final == 'missed' then R.attain(clock, c.channel, c.queue, final) end
     end
     redis.call('ZREM', R.key('sla', 'due'), id .. '|' .. clock .. '|warn', id .. '|' .. clock .. '|breach')
     redis.call('ZREM', R.key('sla', 'schedule'), id .. '|' .. clock)
   end
+  R.observe('resolution', c.channel, c.queue,
+    tonumber(now) - tonumber(c.cycle_started_at or c.created_at or now))
   redis.call('HSET', ck, 'status', 'resolved', 'resolved_at', now, 'resolved_by', who,
     'agent_id', h ~= '' and h or who, 'updated_at', now)
   if c.customer_key and c.customer_key ~= '' and h ~= '' then

@@ -76,7 +76,7 @@ void omr_sla_free(struct omr_sla *s);
 
 /* The assignment scripts (daemon/<name>.lua, routing.lua in front). */
 struct omr_routing_scripts {
-        struct omr_script assign, claim, action, agent, sweep;
+        struct omr_script assign, claim, action, agent, sweep, stats;
 };
 /* The connector that sends for a provider name ("twilio:main" → twilio). */
 struct omr_connector *omr_core_connector_for(struct omr_core *core, const char *provider);

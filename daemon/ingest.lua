@@ -121,7 +121,8 @@ if new == 1 then
     'customer_key', customer_key, 'vip', ARGV[19], 'returning', returning,
     'status', 'open', 'queue', queue, 'priority', priority, 'rule', rule,
     'language', ARGV[17], 'skills', skills, 'sticky_agent', sticky, 'declined', '[]',
-    'created_at', now, 'updated_at', now, 'last_inbound_at', now, 'message_count', 1)
+    'created_at', now, 'updated_at', now, 'last_inbound_at', now, 'message_count', 1,
+    'cycle_started_at', now, 'awaiting_since', now, 'awaiting_kind', 'first_response')
   redis.call('HINCRBY', customer_key, 'conversations', 1)
   if policy ~= '' then
     redis.call('HSET', conv_key, 'sla_policy', policy)
@@ -150,6 +151,10 @@ else
       if c.sla_res_state == 'paused' then start_clock('res', true) end
     end
     if c.status == 'waiting' then
+      -- KPI: the customer waits for the next response from now.
+      if (c.awaiting_since or '') == '' then
+        redis.call('HSET', conv_key, 'awaiting_since', now, 'awaiting_kind', 'next_response')
+      end
       redis.call('HSET', conv_key, 'status', 'assigned')
       R.conv_event(now, emax, 'conversation.customer_replied', c,
         {'agent_id', c.agent_id, 'by', 'customer', 'reason', 'new customer message'})
@@ -159,6 +164,8 @@ else
     redis.call('HSET', conv_key, 'sticky_agent', c.agent_id or '', 'declined', '[]',
       'resolved_at', '')
     redis.call('HINCRBY', conv_key, 'reopened', 1)
+    redis.call('HSET', conv_key, 'cycle_started_at', now, 'awaiting_since', now,
+      'awaiting_kind', 'next_response')
     if (c.sla_policy or '') ~= '' then
       start_clock('nr')
       start_clock('res')

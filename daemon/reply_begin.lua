@@ -48,6 +48,23 @@ if ARGV[3] == 'omnirouted' then
 end
 local st = redis.call('HMGET', KEYS[2], 'status', 'work_key', 'work_id', 'queue', 'priority')
 redis.call('HSETNX', KEYS[2], 'first_response_at', ARGV[5])
+-- KPIs (GET /v1/stats): how long the customer waited for this answer.
+local p_ = string.match(KEYS[4], '^(.*)outbox$') or ''
+local BUCKETS = {30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200}
+local kv = redis.call('HMGET', KEYS[2], 'awaiting_since', 'awaiting_kind', 'queue')
+if kv[1] and kv[1] ~= '' then
+  local ms = tonumber(ARGV[5]) - tonumber(kv[1])
+  local le = '+Inf'
+  for _, b in ipairs(BUCKETS) do
+    if ms <= b * 1000 then le = tostring(b) break end
+  end
+  local base = (conv[4] or '') .. '|' .. (kv[3] or '') .. '|'
+  local key = p_ .. 'stats:' .. (kv[2] or 'next_response')
+  redis.call('HINCRBY', key, base .. le, 1)
+  redis.call('HINCRBY', key, base .. 'count', 1)
+  redis.call('HINCRBY', key, base .. 'sum_ms', ms)
+  redis.call('HSET', KEYS[2], 'awaiting_since', '')
+end
 -- SLA clocks (docs/sla.md): the reply stops first and next response (hit
 -- or missed) and pauses resolution while the conversation waits on the
 -- customer. The daemon adds up the business time so far (sla.c).
@@ -61,6 +78,8 @@ if sla[1] and sla[1] ~= '' then
     local missed = breached == '1' or (due and due ~= '' and tonumber(ARGV[5]) > tonumber(due))
     redis.call('HSET', KEYS[2], 'sla_' .. clock .. '_state', missed and 'missed' or 'hit',
       'sla_' .. clock .. '_stopped_at', ARGV[5])
+    redis.call('HINCRBY', p .. 'stats:sla', clock .. '|' .. (conv[4] or '') .. '|' .. (kv[3] or '')
+      .. '|' .. (missed and 'missed' or 'hit'), 1)
     redis.call('ZREM', due_key, ARGV[2] .. '|' .. clock .. '|warn', ARGV[2] .. '|' .. clock .. '|breach')
     redis.call('ZREM', sched_key, ARGV[2] .. '|' .. clock)
   end

@@ -176,6 +176,27 @@ function R.conv_view(c)
     declined = declined, sticky_agent = c.sticky_agent}
 end
 
+-- KPIs (GET /v1/stats): a duration into the histogram of a metric
+-- (first_response, next_response, resolution) per channel and queue.
+R.BUCKETS = {30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400, 259200}
+function R.observe(metric, channel, queue, ms)
+  local key = R.key('stats', metric)
+  local base = (channel or '') .. '|' .. (queue or '') .. '|'
+  local le = '+Inf'
+  for _, b in ipairs(R.BUCKETS) do
+    if ms <= b * 1000 then le = tostring(b) break end
+  end
+  redis.call('HINCRBY', key, base .. le, 1)
+  redis.call('HINCRBY', key, base .. 'count', 1)
+  redis.call('HINCRBY', key, base .. 'sum_ms', ms)
+end
+
+-- SLA attainment: a clock that stopped hit or missed.
+function R.attain(clock, channel, queue, outcome)
+  redis.call('HINCRBY', R.key('stats', 'sla'),
+    clock .. '|' .. (channel or '') .. '|' .. (queue or '') .. '|' .. outcome, 1)
+end
+
 function R.event(now, maxlen, fields)
   local args = {'XADD', P .. 'events', 'MAXLEN', '~', maxlen, '*'}
   for i = 1, #fields do args[#args + 1] = fields[i] end

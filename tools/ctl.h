@@ -93,6 +93,7 @@ int ctl_positionals(const char *cmd, int argc, char **argv, int n, const char *n
 int ctl_cmd_agent_add(struct ctl *c, int argc, char **argv);
 int ctl_cmd_agent_remove(struct ctl *c, int argc, char **argv);
 int ctl_cmd_agent_list(struct ctl *c, int argc, char **argv);
+int ctl_cmd_stats(struct ctl *c, int argc, char **argv);
 int ctl_cmd_agent_show(struct ctl *c, int argc, char **argv);
 int ctl_cmd_login(struct ctl *c, int argc, char **argv);
 int ctl_cmd_away(struct ctl *c, int argc, char **argv);

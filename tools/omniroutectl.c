@@ -47,6 +47,7 @@ static const struct command {
          NEEDS_AGENT},
         {"resolve", "CONV [--reason R]", ctl_cmd_resolve, NEEDS_AGENT},
         {"transfer", "CONV (--queue Q | --to AGENT) [--reason R]", ctl_cmd_transfer, NEEDS_AGENT},
+        {"stats", "", ctl_cmd_stats, 0},
 };
 
 static const struct option global_opts[] = {
