@@ -143,35 +143,48 @@ now_s() { date +%s.%N; }
 ticks() {  # utime+stime of a pid (0 when gone)
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
-sys_snap() {  # "busy total steal" jiffies of the whole machine
-    awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t, $9; exit }' /proc/stat
+sys_snap() {  # "busy total steal irq+softirq" jiffies of the whole machine
+    awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t, $9, $7 + $8; exit }' /proc/stat
 }
 # cpu_begin / cpu_end [LOADGEN_TICKS]: CPU of redis, the daemons, the load
 # generator and the whole machine over a window, as % of one core -> CPU_R
-# CPU_D (daemons summed) CPU_L CPU_M, and CPU_O = the rest: other processes
-# on the machine (someone else's tests...), which skew every figure.
+# CPU_D (daemons summed) CPU_L CPU_M, CPU_I (interrupts: mostly the loopback
+# network stack, charged to no process) and CPU_O = the rest: other
+# processes on the machine (someone else's tests...), which skew every figure.
 cpu_begin() {
     local p
+    : >"$TMP/lg.ticks"
     C_T0=$(now_s); C_S0=$(sys_snap); C_R0=$(ticks "$redis_pid"); C_D0=0
     for p in "${DPIDS[@]}"; do C_D0=$(( C_D0 + $(ticks "$p") )); done
 }
 cpu_end() {
-    local p t1 s1 r1 d1=0 lg=${1:-0}
+    local p t1 s1 r1 d1=0 lg
+    lg=$(( ${1:-0} + $(awk '{ s += $1 } END { print s + 0 }' "$TMP/lg.ticks") ))
     t1=$(now_s); s1=$(sys_snap); r1=$(ticks "$redis_pid")
     for p in "${DPIDS[@]}"; do d1=$(( d1 + $(ticks "$p") )); done
-    read -r CPU_R CPU_D CPU_L CPU_M CPU_O < <(awk -v t0="$C_T0" -v t1="$t1" -v r0="$C_R0" -v r1="$r1" \
+    read -r CPU_R CPU_D CPU_L CPU_M CPU_O CPU_I < <(awk -v t0="$C_T0" -v t1="$t1" -v r0="$C_R0" -v r1="$r1" \
         -v d0="$C_D0" -v d1="$d1" -v s0="$C_S0" -v s1="$s1" -v lg="$lg" -v hz="$CLK_TCK" -v n="$(nproc)" 'BEGIN {
         w = t1 - t0; if (w <= 0) w = 1e-9; split(s0, a, " "); split(s1, b, " ");
         tt = b[2] - a[2]; if (tt <= 0) tt = 1;
         r = (r1 - r0) / hz / w * 100; d = (d1 - d0) / hz / w * 100; l = lg / hz / w * 100;
-        m = (b[1] - a[1]) / tt * 100 * n; o = m - r - d - l; if (o < 0) o = 0;
-        printf "%.0f %.0f %.0f %.0f %.0f\n", r, d, l, m, o }')
+        m = (b[1] - a[1]) / tt * 100 * n; i = (b[4] - a[4]) / tt * 100 * n;
+        o = m - r - d - l - i; if (o < 0) o = 0;
+        printf "%.0f %.0f %.0f %.0f %.0f %.0f\n", r, d, l, m, o, i }')
     (( CPU_O > MAX_OTHER )) && MAX_OTHER=$CPU_O
     (( CPU_O > 15 )) && BUSY_PHASES+=("$PH_NAME($CPU_O%)")
     return 0
 }
 MAX_OTHER=0
 BUSY_PHASES=()
+# lg CMD...: run a load generator or helper in the foreground (stdout passes
+# through) and count its CPU as the load generator's (bash `times`).
+lg() {
+    local rc=0
+    ( "$@"; rc=$?; times >"$TMP/lg.times"; exit "$rc" ) || rc=$?
+    awk -v hz="$CLK_TCK" 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); s += a[1] * 60 + a[2] }
+        printf "%.0f\n", s * hz }' "$TMP/lg.times" >>"$TMP/lg.ticks"
+    return "$rc"
+}
 bg_load() {  # busy % of all cores (100% = one core) over 1 s
     local a b
     a=$(sys_snap); sleep 1; b=$(sys_snap)
@@ -370,7 +383,7 @@ ingest() {
     done
     ING_OK=$ok; ING_RATE=$(awk -v n="$ok" -v us="$el" 'BEGIN { printf "%.0f", (us > 0) ? n / (us / 1e6) : 0 }')
     ING_P50=$(ms "$p50"); ING_P99=$(ms "$p99"); ING_MAX=$(ms "$mx")
-    ING_CPU="redis $CPU_R%, daemons $CPU_D%, wrk $CPU_L%, machine $CPU_M% (other $CPU_O%)"
+    ING_CPU="redis $CPU_R%, daemons $CPU_D%, wrk $CPU_L%, machine $CPU_M% (irq $CPU_I%, other $CPU_O%)"
     (( ok == N && sent == N && answered == N && non200 == 0 && err == 0 && wraps == 0 )) \
         || fail "$PH_NAME ingest: $ok x 200 of $N (sent $sent, answered $answered, non-200 $non200, socket errors $err, wraps $wraps)"
 }
@@ -383,10 +396,10 @@ claims() {
     ( sleep 1; timeout 5 redis-cli -s "$SOCK" --latency --raw -i 3 ) >"$TMP/latency.txt" 2>/dev/null &
     lat=$!
     cpu_begin
-    line=$("${ATOOL[@]}" claims --ports "$(ports_csv "$d")" --token-file "$TMP/api.token" \
+    line=$(lg "${ATOOL[@]}" claims --ports "$(ports_csv "$d")" --token-file "$TMP/api.token" \
         --clients "$CLAIM_CLIENTS" --seconds "$CLAIM_SECONDS" --accept "$acc" \
         --ids-out "$TMP/claims-$PH_NAME.txt" "${AGENT_IDS[@]}" | tee "$OUT_DIR/$PH_NAME.claims.txt" | grep '^CLAIMS ')
-    cpu_end "$(kv "$line" cpu_ticks)"
+    cpu_end
     wait "$lat" || true
     CL_LAT=$(awk '{ printf "ping min/avg/max %s/%s/%s ms", $1, $3, $2 }' "$TMP/latency.txt" 2>/dev/null || echo "ping: n/a")
     redis_stats "$OUT_DIR/$PH_NAME.commandstats.txt"
@@ -394,7 +407,7 @@ claims() {
     CL_OK=$(kv "$line" ok); CL_RATE=$(kv "$line" rate); CL_Q=$(kv "$line" quarter_rates)
     CL_P50=$(ms "$(kv "$line" p50_us)"); CL_P99=$(ms "$(kv "$line" p99_us)"); CL_MAX=$(ms "$(kv "$line" max_us)")
     CL_AP50=$(ms "$(kv "$line" accept_p50_us)"); CL_AP99=$(ms "$(kv "$line" accept_p99_us)")
-    CL_CPU="redis $CPU_R%, daemons $CPU_D%, clients $CPU_L%, machine $CPU_M% (other $CPU_O%)"
+    CL_CPU="redis $CPU_R%, daemons $CPU_D%, clients $CPU_L%, machine $CPU_M% (irq $CPU_I%, other $CPU_O%)"
     CL_REDIS="$RS_UPC us/script call, redis busy $(awk -v u="$RS_USEC" -v e="$(kv "$line" elapsed_us)" 'BEGIN { printf "%.0f", (e > 0) ? u / e * 100 : 0 }')% in scripts; top: $RS_TOP"
     (( $(kv "$line" errors) == 0 && $(kv "$line" dup_ids) == 0 )) \
         || fail "$PH_NAME claims: $(kv "$line" errors) errors, $(kv "$line" dup_ids) duplicate conversations ($(grep '^CLAIMS_CODES' "$OUT_DIR/$PH_NAME.claims.txt" || true))"
@@ -483,16 +496,16 @@ for D in $DAEMONS; do
         (( x == N )) || fail "$PH_NAME: $x conversations waiting before the agents came online, want $N"
         rcli CONFIG RESETSTAT >/dev/null
         cpu_begin
-        out=$("${ATOOL[@]}" presence --ports "$(ports_csv "$D")" --token-file "$TMP/api.token" \
+        out=$(lg "${ATOOL[@]}" presence --ports "$(ports_csv "$D")" --token-file "$TMP/api.token" \
             --status online "${AGENT_IDS[@]}") || die "presence failed: $out"
-        w=$("${ATOOL[@]}" wait --sock "$SOCK" --prefix "$PREFIX" --queue "$PUSHQ" --n "$N" "${AGENT_IDS[@]}")
+        w=$(lg "${ATOOL[@]}" wait --sock "$SOCK" --prefix "$PREFIX" --queue "$PUSHQ" --n "$N" "${AGENT_IDS[@]}")
         cpu_end
         redis_stats "$OUT_DIR/$PH_NAME.commandstats.txt"
         analyze "$PUSHQ" push
         first=$(kv "$out" first_ms)
         R[drain.$D.rate]=$(awk -v n="$(kv "$AN" assigned)" -v a="$first" -v b="$(kv "$AN" last_assigned_ms)" 'BEGIN { printf "%.0f", (b > a) ? n / ((b - a) / 1000) : 0 }')
         R[drain.$D.span]=$(kv "$AN" assign_span_ms)
-        R[drain.$D.cpu]="redis $CPU_R%, daemons $CPU_D%, machine $CPU_M% (other $CPU_O%)"
+        R[drain.$D.cpu]="redis $CPU_R%, daemons $CPU_D%, helpers $CPU_L%, machine $CPU_M% (irq $CPU_I%, other $CPU_O%)"
         R[drain.$D.upc]=$RS_UPC; R[drain.$D.calls]=$RS_CALLS; R[drain.$D.top]=$RS_TOP
         R[drain.$D.check]="assigned $(kv "$AN" assigned) of $(kv "$AN" opened) (expected $(kv "$AN" expected)), twice $(kv "$AN" twice), over capacity $(kv "$AN" over_capacity), per agent $(kv "$AN" per_agent_min)-$(kv "$AN" per_agent_max)"
         stop_daemons
@@ -505,12 +518,12 @@ if has_phase ceiling; then
     start_daemons 1
     say "== ceiling: wrk GET /healthz, ${CEIL_SECS}s"
     cpu_begin
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${CEIL_SECS}s" --timeout 10s -s "$HERE/healthz.lua" \
+    lg wrk -t"$THREADS" -c"$CONNECTIONS" -d"${CEIL_SECS}s" --timeout 10s -s "$HERE/healthz.lua" \
         "http://127.0.0.1:${PORTS[0]}/healthz" >"$OUT_DIR/ceiling.healthz.txt" 2>&1 || die "wrk (healthz) failed"
     cpu_end
     line=$(grep '^BENCH ' "$OUT_DIR/ceiling.healthz.txt")
     R[ceil.healthz]=$(awk -v n="$(kv "$line" requests)" -v us="$(kv "$line" elapsed_us)" 'BEGIN { printf "%.0f", n / (us / 1e6) }')
-    R[ceil.healthz_cpu]="daemon $CPU_D%, machine $CPU_M% (wrk included)"
+    R[ceil.healthz_cpu]="daemon $CPU_D%, wrk $CPU_L%, machine $CPU_M% (irq $CPU_I%, other $CPU_O%)"
 
     # The smoke message: the message JSON exactly as the daemon stores it.
     read -r st resp < <("${TOOL[@]}" post-raw 127.0.0.1 "${PORTS[0]}" "$TMP/pull.warmup")
@@ -542,11 +555,11 @@ if has_phase ceiling; then
     say "== ceiling: redis-benchmark EVALSHA ingest.lua (new conversations), $N calls"
     rcli CONFIG RESETSTAT >/dev/null
     cpu_begin
-    redis-benchmark -s "$SOCK" -c "$CONNECTIONS" --threads "$THREADS" -n "$N" -r 1000000 --csv "${ICMD[@]}" \
+    lg redis-benchmark -s "$SOCK" -c "$CONNECTIONS" --threads "$THREADS" -n "$N" -r 1000000 --csv "${ICMD[@]}" \
         >"$OUT_DIR/ceiling.ingest.csv" 2>&1 || die "redis-benchmark (ingest) failed"
     cpu_end
     R[ceil.ingest]=$(tail -n1 "$OUT_DIR/ceiling.ingest.csv" | awk -F, '{ gsub(/"/, ""); printf "%.0f", $(NF-6) }')
-    R[ceil.ingest_cpu]="redis $CPU_R%, machine $CPU_M% (redis-benchmark included)"
+    R[ceil.ingest_cpu]="redis $CPU_R%, redis-benchmark $CPU_L%, machine $CPU_M% (irq $CPU_I%, other $CPU_O%)"
     redis_stats "$OUT_DIR/ceiling.ingest.commandstats.txt"
     R[ceil.ingest_upc]=$RS_UPC
     (( $(awk -F'[=,]' '/^cmdstat_evalsha:/ { for (i = 1; i < NF; i++) if ($i == "failed_calls") print $(i + 1) }' "$OUT_DIR/ceiling.ingest.commandstats.txt") == 0 )) \
@@ -567,13 +580,13 @@ if has_phase ceiling; then
     say "== ceiling: redis-benchmark EVALSHA claim.lua, $CN claims from a backlog of $BACKLOG"
     rcli CONFIG RESETSTAT >/dev/null
     cpu_begin
-    redis-benchmark -s "$SOCK" -c "$CONNECTIONS" --threads "$THREADS" -n "$CN" -r "$AGENTS" --csv \
+    lg redis-benchmark -s "$SOCK" -c "$CONNECTIONS" --threads "$THREADS" -n "$CN" -r "$AGENTS" --csv \
         EVALSHA "$CSHA" 0 "$PREFIX" "c$Rr" "$NOW_MS" 100000000 >"$OUT_DIR/ceiling.claim.csv" 2>&1 \
         || die "redis-benchmark (claim) failed"
     cpu_end
     R[ceil.claim]=$(tail -n1 "$OUT_DIR/ceiling.claim.csv" | awk -F, '{ gsub(/"/, ""); printf "%.0f", $(NF-6) }')
     R[ceil.claim_p99]=$(tail -n1 "$OUT_DIR/ceiling.claim.csv" | awk -F, '{ gsub(/"/, ""); printf "%.2f", $(NF-1) }')
-    R[ceil.claim_cpu]="redis $CPU_R%, machine $CPU_M% (redis-benchmark included)"
+    R[ceil.claim_cpu]="redis $CPU_R%, redis-benchmark $CPU_L%, machine $CPU_M% (irq $CPU_I%, other $CPU_O%)"
     redis_stats "$OUT_DIR/ceiling.claim.commandstats.txt"
     R[ceil.claim_upc]=$RS_UPC; R[ceil.claim_top]=$RS_TOP
     claimed=$(rcli XINFO GROUPS "${PREFIX}queue:$PULLQ:normal" | awk 'prev == "pending" { print; exit } { prev = $0 }')

@@ -342,7 +342,7 @@ EVAL_CMD=(EVALSHA "$SHA" 3
     "${PREFIX}dedup:api:$ADAPTER:m-$R$R$R$R$R$R$R$R"
     "${PREFIX}thread:sms:00000000000000000000$R"
     "${PREFIX}events"
-    "$PREFIX" "01$R$R" "01$R$R" "$MSG_ARG" sms "api:$ADAPTER" cust-01 "Ana Souza"
+    "$PREFIX" "01$R$R$R$R$R$R" "01$R$R" "$MSG_ARG" sms "api:$ADAPTER" cust-01 "Ana Souza"
     +447911000001 "$QUEUE" normal "" "$NOW_MS" 604800 100000000 100000
     "$MSG_LANG" "[]" 0 "$QUEUE" normal "" "[]")
 reply=$(rcli "${EVAL_CMD[@]}" 2>&1 | awk 'NR == 1')

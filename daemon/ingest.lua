@@ -93,12 +93,25 @@ local opts = {now = now, maxlen = emax, qmax = qmax, by = 'customer'}
 
 -- Starts an SLA clock: the daemon computes its due time with the policy's
 -- calendar (daemon/sla.c) from the schedule request.
-local function start_clock(clock, keep_elapsed)
+local function start_clock(clock)
   redis.call('HSET', conv_key, 'sla_' .. clock .. '_state', 'running',
     'sla_' .. clock .. '_started_at', now, 'sla_' .. clock .. '_due', '',
-    'sla_' .. clock .. '_warn_at', '', 'sla_' .. clock .. '_breached', '0')
-  if not keep_elapsed then redis.call('HSET', conv_key, 'sla_' .. clock .. '_elapsed', 0) end
+    'sla_' .. clock .. '_warn_at', '', 'sla_' .. clock .. '_breached', '0',
+    'sla_' .. clock .. '_warned', '0', 'sla_' .. clock .. '_elapsed', 0,
+    'sla_' .. clock .. '_segments', '[]')
   redis.call('ZADD', R.key('sla', 'schedule'), now, conv .. '|' .. clock)
+end
+
+-- Resumes the paused resolution clock: the run it paused keeps its
+-- warnings and breach; the stretch it ran before the pause is kept as a
+-- segment the daemon turns into business time (sla.c) when it computes
+-- the new due time, so nothing is lost however fast the customer answers.
+local function resume_resolution()
+  local seg = R.list(c.sla_res_segments)
+  seg[#seg + 1] = {tonumber(c.sla_res_started_at), tonumber(c.sla_res_paused_at)}
+  redis.call('HSET', conv_key, 'sla_res_state', 'running', 'sla_res_started_at', now,
+    'sla_res_segments', cjson.encode(seg), 'sla_res_due', '', 'sla_res_warn_at', '')
+  redis.call('ZADD', R.key('sla', 'schedule'), now, conv .. '|res')
 end
 -- The message JSON is built in C without the conversation id (unknown
 -- until now); splice it in as the first member.
@@ -148,7 +161,7 @@ else
       -- The customer answered the agent: next response is due; the
       -- resolution clock, paused while waiting on the customer, resumes.
       start_clock('nr')
-      if c.sla_res_state == 'paused' then start_clock('res', true) end
+      if c.sla_res_state == 'paused' then resume_resolution() end
     end
     if c.status == 'waiting' then
       -- KPI: the customer waits for the next response from now.

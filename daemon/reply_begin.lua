@@ -88,7 +88,7 @@ if sla[1] and sla[1] ~= '' then
   if sla[6] == 'running' then
     redis.call('HSET', KEYS[2], 'sla_res_state', 'paused', 'sla_res_paused_at', ARGV[5])
     redis.call('ZREM', due_key, ARGV[2] .. '|res|warn', ARGV[2] .. '|res|breach')
-    redis.call('ZADD', sched_key, ARGV[5], ARGV[2] .. '|res')
+    redis.call('ZREM', sched_key, ARGV[2] .. '|res')
   end
 end
 redis.call('HSET', KEYS[2], 'last_agent_reply_at', ARGV[5])

@@ -11,6 +11,7 @@
  * second away, since other daemons add deadlines too). Loop thread only. */
 #include <event2/event.h>
 #include <glib.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,13 +168,30 @@ static char *ack_text(const struct omr_conf *c, const struct omr_conf_sla_policy
         return text;
 }
 
-/* What to store for one pending clock: 8 strings per entry into argv;
+/* Business time of the stretches a clock ran before its pauses. */
+static int64_t segments_ms(const struct omr_conf_sla_policy *p, const char *json)
+{
+        json_t *a = json_loads(json, 0, NULL), *seg;
+        size_t i;
+        int64_t sum = 0;
+        json_array_foreach(a, i, seg)
+        {
+                int64_t from = (int64_t)json_number_value(json_array_get(seg, 0));
+                int64_t to = (int64_t)json_number_value(json_array_get(seg, 1));
+                sum += omr_calendar_between(p->calendar, from, to);
+        }
+        json_decref(a);
+        return sum;
+}
+
+/* What to store for one pending clock: 10 strings per entry into argv;
  * an acknowledgement text, when one is due, into *ack (caller frees). */
 static void plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const char **argv,
                  char **ack)
 {
         const char *member = e->element[0]->str, *policy_name = e->element[2]->str;
         const char *state = e->element[3]->str, *started_s = e->element[4]->str;
+        const char *segments = e->element[6]->str;
         const char *clock = strrchr(member, '|');
         const struct omr_conf_sla_policy *p = omr_conf_sla_named(s->core->conf, policy_name);
         argv[0] = member;
@@ -184,47 +202,40 @@ static void plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const 
         argv[5] = "";
         argv[6] = "";
         argv[7] = "";
-        if (clock == NULL || *started_s == '\0')
+        argv[8] = segments;
+        argv[9] = "0";
+        if (clock == NULL || *started_s == '\0' || strcmp(state, "running") != 0)
                 return;
         clock++;
-        if (p == NULL) {
-                /* The policy left the config: the clock has no target now. */
+        int64_t target = p ? target_of(p, clock) : 0;
+        if (target <= 0) {
+                /* No target, or the policy left the config. */
                 argv[4] = "none";
                 return;
         }
-        int64_t target = target_of(p, clock);
         int64_t started = strtoll(started_s, NULL, 10);
-        int64_t elapsed = strtoll(e->element[5]->str, NULL, 10);
-        if (strcmp(state, "running") == 0) {
-                if (target <= 0) {
-                        argv[4] = "none";
-                        return;
-                }
-                int64_t due = omr_calendar_add(p->calendar, started, target - elapsed);
-                int64_t warn_left = (int64_t)((double)target * p->warn_at) - elapsed;
-                snprintf(buf[0], 24, "%lld", (long long)due);
-                argv[4] = "due";
-                argv[5] = buf[0];
-                if (warn_left > 0 && due != OMR_NEVER) {
-                        snprintf(buf[1], 24, "%lld",
-                                 (long long)omr_calendar_add(p->calendar, started, warn_left));
-                        argv[6] = buf[1];
-                }
-                if (due == OMR_NEVER)
-                        argv[4] = "none"; /* a calendar that never opens */
-                else if (strcmp(clock, "fr") == 0 && *e->element[9]->str == '\0')
-                        *ack = ack_text(s->core->conf, p, e->element[7]->str, e->element[8]->str,
-                                        due);
-                if (*ack)
-                        argv[7] = *ack;
-        } else if (strcmp(state, "paused") == 0 && *e->element[6]->str) {
-                /* Waiting on the customer: bank the business time so far. */
-                int64_t paused = strtoll(e->element[6]->str, NULL, 10);
-                snprintf(buf[0], 24, "%lld",
-                         (long long)(elapsed + omr_calendar_between(p->calendar, started, paused)));
-                argv[4] = "elapsed";
-                argv[5] = buf[0];
+        int64_t elapsed = strtoll(e->element[5]->str, NULL, 10) + segments_ms(p, segments);
+        int64_t left = target - elapsed;
+        int64_t due = omr_calendar_add(p->calendar, started, left > 0 ? left : 0);
+        int64_t warn_left = (int64_t)((double)target * p->warn_at) - elapsed;
+        snprintf(buf[0], 24, "%lld", (long long)due);
+        snprintf(buf[2], 24, "%lld", (long long)elapsed);
+        argv[4] = "due";
+        argv[5] = buf[0];
+        argv[9] = buf[2];
+        if (warn_left > 0 && due != OMR_NEVER) {
+                snprintf(buf[1], 24, "%lld",
+                         (long long)omr_calendar_add(p->calendar, started, warn_left));
+                argv[6] = buf[1];
         }
+        if (due == OMR_NEVER) {
+                argv[4] = "none"; /* a calendar that never opens */
+                return;
+        }
+        if (strcmp(clock, "fr") == 0 && *e->element[9]->str == '\0')
+                *ack = ack_text(s->core->conf, p, e->element[7]->str, e->element[8]->str, due);
+        if (*ack)
+                argv[7] = *ack;
 }
 
 static void on_pending(const redisReply *r, const char *error, void *arg)
@@ -242,8 +253,8 @@ static void on_pending(const redisReply *r, const char *error, void *arg)
                 return;
         }
         size_t n = r->elements;
-        const char **argv = calloc(6 + 8 * n, sizeof(*argv));
-        char(*buf)[24] = calloc(2 * n, sizeof(*buf));
+        const char **argv = calloc(6 + 10 * n, sizeof(*argv));
+        char(*buf)[24] = calloc(3 * n, sizeof(*buf));
         char **acks = calloc(n, sizeof(*acks));
         char key_sched[256], key_due[256], now[24], emax[24], window[24];
         if (argv == NULL || buf == NULL || acks == NULL) {
@@ -271,8 +282,8 @@ static void on_pending(const redisReply *r, const char *error, void *arg)
                 const redisReply *e = r->element[i];
                 if (e->type != REDIS_REPLY_ARRAY || e->elements != 10)
                         continue;
-                plan(s, e, &buf[2 * i], &argv[argc], &acks[i]);
-                argc += 8;
+                plan(s, e, &buf[3 * i], &argv[argc], &acks[i]);
+                argc += 10;
         }
         if (omr_store_eval(s->core->store, &s->schedule, on_scheduled, s, 2, (int)argc - 2, argv,
                            NULL) != 0) {

@@ -20,7 +20,9 @@ for i = 1, #items, 2 do
   local id, clock, phase = string.match(member, '^(.+)|(%a+)|(%a+)$')
   local ck = R.conv_key(id or '')
   local c = id and R.hash(ck) or {}
-  if c.id and c['sla_' .. clock .. '_state'] == 'running' then
+  -- Once per run: a resumed resolution clock keeps its warning and breach.
+  local done = c['sla_' .. clock .. (phase == 'warn' and '_warned' or '_breached')] == '1'
+  if c.id and c['sla_' .. clock .. '_state'] == 'running' and not done then
     local lag = nnow - tonumber(due)
     local fields = {'clock', NAMES[clock] or clock, 'policy', c.sla_policy or '',
       'due', c['sla_' .. clock .. '_due'] or '', 'agent_id', c.agent_id or '',

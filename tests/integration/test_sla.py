@@ -220,9 +220,8 @@ def test_resolution_pauses_while_waiting_on_the_customer(sla_daemon, rdb):
     paused = int(h["last_agent_reply_at"])
     assert h["sla_res_state"] == "paused" and int(h["sla_res_paused_at"]) == paused, h
     assert due_members(rdb, conv) == {}, due_members(rdb, conv)
-    # The daemon banks the business time used so far (24/7: plain time).
-    wait_for(lambda: conv_hash(rdb, conv).get("sla_res_elapsed") == str(paused - t0) or None, 3,
-             "sla_res_elapsed banked")
+    # The stretch before the pause is kept; the daemon turns it into business
+    # time (24/7: plain time) when the clock resumes.
 
     sleep_until(paused + 5000)
     assert sla_events(rdb, conv) == []       # nothing at t0 + 4.8 s / 6 s: paused
@@ -233,6 +232,7 @@ def test_resolution_pauses_while_waiting_on_the_customer(sla_daemon, rdb):
                  "res due after resume")
     assert h["sla_res_state"] == "running" and int(h["sla_res_started_at"]) == t1, h
     assert int(h["sla_res_due"]) == t1 + left, (h, t1, left)
+    assert h["sla_res_elapsed"] == str(paused - t0) and h["sla_res_segments"] == "[]", h
     assert int(h["sla_res_warn_at"]) == t1 + 4800 - (paused - t0), h
 
     warn = wait_sla(rdb, conv, "sla.warning", "resolution", timeout=6)
@@ -246,15 +246,17 @@ def test_resolution_pauses_while_waiting_on_the_customer(sla_daemon, rdb):
 @pytest.mark.timeout(30)
 def test_resolution_keeps_elapsed_time_when_the_customer_answers_at_once(sla_daemon, rdb):
     """The customer answers right after the agent's reply, before a daemon has
-    banked the paused clock's business time: the resolution clock must still
-    resume with the time used before the reply."""
+    banked the paused clock's business time (the reply does not wake the SLA
+    timer, which runs at most a second apart: here it last ran ~t0 + 1 s and
+    runs next ~t0 + 2 s): the resolution clock must still resume with the
+    time used before the reply."""
     (d,) = sla_daemon([{"name": "res", "resolution": "6s"}])
     who = new_msisdn()
     conv = say(d, rdb, who)
     t0 = opened_at(rdb, conv)
     assert assigned_agent(rdb, conv) == AGENT
     computed(rdb, conv, "res")
-    sleep_until(t0 + 2000)
+    sleep_until(t0 + 1500)
     outbox_reply(rdb, conv)
     wait_status(rdb, conv, "waiting")
     assert say(d, rdb, who, "Thanks, and one more thing") == conv
@@ -267,6 +269,33 @@ def test_resolution_keeps_elapsed_time_when_the_customer_answers_at_once(sla_dae
     assert int(h["sla_res_due"]) == t1 + 6000 - used, (
         f"resolution resumed with {6000 - (int(h['sla_res_due']) - t1)} ms used, "
         f"{used} ms were used before the reply: {h}")
+
+
+@pytest.mark.timeout(30)
+def test_resolution_breaches_once_across_a_pause(sla_daemon, rdb):
+    """A breach fires once per clock run. Pausing (agent reply) and resuming
+    (customer answer) continues the same resolution run; it is not a new one
+    (only reopening starts resolution again), so no second breach."""
+    (d,) = sla_daemon([{"name": "res", "resolution": "2s"}])
+    who = new_msisdn()
+    conv = say(d, rdb, who)
+    assert assigned_agent(rdb, conv) == AGENT
+    wait_sla(rdb, conv, "sla.breached", "resolution", timeout=4)
+    reply(d, rdb, conv)
+    assert conv_hash(rdb, conv)["sla_res_state"] == "paused"
+    assert say(d, rdb, who, "It still does not work") == conv
+    wait_for(lambda: conv_hash(rdb, conv).get("sla_res_state") == "running" or None, 3, "resumed")
+    time.sleep(1.5)
+    h = conv_hash(rdb, conv)
+    clock = {k: v for k, v in h.items() if k.startswith("sla_res")}
+    got = [(t, f["clock"], f["at"]) for t, f in sla_events(rdb, conv)]
+    assert [g[:2] for g in got] == [("sla.warning", "resolution"), ("sla.breached", "resolution")], \
+        f"events {got}; resolution clock after resuming: {clock}"
+    h = conv_hash(rdb, conv)
+    assert h["sla_res_breached"] == "1", h
+    r = api(d).resolve(conv, AGENT)
+    assert r.status_code == 200, r.text
+    assert conv_hash(rdb, conv)["sla_res_state"] == "missed"
 
 
 # --------------------------------------------------------------------------
@@ -410,6 +439,32 @@ def test_resolve_stops_every_clock(sla_daemon, rdb):
     assert sorted((t, f["clock"]) for t, f in sla_events(rdb, late)) == sorted([
         ("sla.warning", "first_response"), ("sla.breached", "first_response"),
         ("sla.warning", "resolution"), ("sla.breached", "resolution")])
+
+
+@pytest.mark.timeout(30)
+def test_reopen_starts_next_response_and_resolution_again(sla_daemon, rdb):
+    (d,) = sla_daemon([{"name": "p", "first_response": "10s", "next_response": "1s",
+                        "resolution": "2s"}])
+    who = new_msisdn()
+    conv = say(d, rdb, who)
+    assert assigned_agent(rdb, conv) == AGENT
+    reply(d, rdb, conv)
+    r = api(d).resolve(conv, AGENT)
+    assert r.status_code == 200, r.text
+    h = conv_hash(rdb, conv)
+    assert (h["sla_fr_state"], h["sla_res_state"]) == ("hit", "hit"), h
+
+    assert say(d, rdb, who, "It broke again") == conv
+    t1 = int(wait_event(rdb, "conversation.reopened", conv=conv)["at"])
+    h = computed(rdb, conv, "nr")
+    h = computed(rdb, conv, "res")
+    assert h["sla_fr_state"] == "hit", h   # first response happened once
+    assert h["sla_nr_state"] == "running" and int(h["sla_nr_started_at"]) == t1, h
+    assert h["sla_res_state"] == "running" and int(h["sla_res_started_at"]) == t1, h
+    assert h["sla_res_elapsed"] == "0" and h["sla_res_breached"] == "0", h
+    assert int(h["sla_nr_due"]) == t1 + 1000 and int(h["sla_res_due"]) == t1 + 2000, h
+    on_time(wait_sla(rdb, conv, "sla.breached", "next_response", timeout=3), t1 + 1000)
+    on_time(wait_sla(rdb, conv, "sla.breached", "resolution", timeout=3), t1 + 2000)
 
 
 # --------------------------------------------------------------------------
