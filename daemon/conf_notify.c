@@ -10,9 +10,19 @@
 
 /* Event types worth telling an agent about, and the default. */
 static const char *const EVENT_TYPES[] = {
-        "conversation.offered",          "conversation.assigned",      "conversation.transferred",
-        "conversation.customer_replied", "conversation.reopened",      "conversation.resolved",
-        "conversation.offer_expired",    "conversation.claim_expired", NULL,
+        "conversation.offered",
+        "conversation.assigned",
+        "conversation.transferred",
+        "conversation.customer_replied",
+        "conversation.reopened",
+        "conversation.resolved",
+        "conversation.offer_expired",
+        "conversation.claim_expired",
+        "sla.warning",
+        "sla.breached",
+        "conversation.escalated",
+        "conversation.acknowledged",
+        NULL,
 };
 
 static int event_list(struct cy *cy, yaml_node_t *v, const char *what, char ***out, size_t *n)
@@ -313,9 +323,50 @@ static int notify_timeout(struct cy *cy, yaml_node_t *v, void *obj)
         return 0;
 }
 
+static int sup_emails(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        if (cy_string_list(cy, v, "notify.supervisors.emails", &c->notify.supervisors,
+                           &c->notify.n_supervisors))
+                return -1;
+        for (size_t i = 0; i < c->notify.n_supervisors; i++) {
+                const char *a = c->notify.supervisors[i];
+                if (strchr(a, '@') == NULL || strpbrk(a, " \t\r\n<>,") != NULL) {
+                        cy_error(cy, v, "'%s' is not an email address", a);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+static int sup_events(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        return event_list(cy, v, "notify.supervisors.events", &c->notify.supervisor_events,
+                          &c->notify.n_supervisor_events);
+}
+
+static int notify_supervisors(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        static const struct cy_key keys[] = {
+                {"emails", sup_emails}, {"events", sup_events}, {NULL, NULL}};
+        struct omr_conf *c = obj;
+        int rc = cy_mapping(cy, v, "notify.supervisors", keys, obj);
+        if (rc == 0 && c->notify.n_supervisor_events == 0) {
+                /* Default: breaches. */
+                c->notify.supervisor_events = calloc(1, sizeof(char *));
+                if (c->notify.supervisor_events == NULL ||
+                    !(c->notify.supervisor_events[0] = strdup("sla.breached")))
+                        return -1;
+                c->notify.n_supervisor_events = 1;
+        }
+        return rc;
+}
+
 int omr_conf_sec_notify(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
+                {"supervisors", notify_supervisors},
                 {"webhooks", notify_webhooks},
                 {"email", notify_email},
                 {"give_up_after", notify_give_up},
@@ -350,6 +401,8 @@ void omr_conf_free_notify(struct omr_conf *c)
                 free_list(w->events, w->n_events);
         }
         free(c->notify.webhooks);
+        free_list(c->notify.supervisors, c->notify.n_supervisors);
+        free_list(c->notify.supervisor_events, c->notify.n_supervisor_events);
         free(c->notify.mail.server);
         free(c->notify.mail.from);
         free(c->notify.mail.user);

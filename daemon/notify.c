@@ -170,6 +170,19 @@ static char *summary(json_t *p)
                            : !strcmp(type, "conversation.assigned") ? "assigned to"
                                                                     : type;
         char *s = NULL;
+        if (strncmp(type, "sla.", 4) == 0 || strcmp(type, "conversation.escalated") == 0) {
+                /* For supervisors: which clock, which conversation, where. */
+                const char *clock = field(p, "event", "clock");
+                if (asprintf(&s, "%s (%s): %s %s conversation %s in %s%s%s", type,
+                             *clock ? clock : field(p, "event", "reason"),
+                             field(p, "conversation", "priority"),
+                             field(p, "conversation", "channel"), field(p, "conversation", "id"),
+                             field(p, "conversation", "queue"),
+                             *field(p, "agent", "id") ? ", with " : "",
+                             field(p, "agent", "name")) < 0)
+                        return NULL;
+                return s;
+        }
         if (asprintf(&s, "%s %s conversation %s %s %s", field(p, "conversation", "priority"),
                      field(p, "conversation", "channel"), field(p, "conversation", "id"), what,
                      field(p, "agent", "name")) < 0)
@@ -374,6 +387,16 @@ static char *targets_json(const struct omr_conf *c)
                 json_object_set_new(t, "agents", agents);
                 json_object_set_new(t, "events", events);
                 json_array_append_new(all, t);
+        }
+        if (all && c->notify.mail.server && c->notify.n_supervisors > 0) {
+                json_t *emails = json_array(), *events = json_array();
+                for (size_t k = 0; k < c->notify.n_supervisors; k++)
+                        json_array_append_new(emails, json_string(c->notify.supervisors[k]));
+                for (size_t k = 0; k < c->notify.n_supervisor_events; k++)
+                        json_array_append_new(events, json_string(c->notify.supervisor_events[k]));
+                json_array_append_new(all,
+                                      json_pack("{s:s,s:s,s:o,s:o}", "name", "supervisors", "kind",
+                                                "supervisors", "emails", emails, "events", events));
         }
         if (all && c->notify.mail.server) {
                 json_t *events = json_array();

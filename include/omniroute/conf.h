@@ -220,6 +220,10 @@ struct omr_conf_mail {
 };
 
 struct omr_conf_notify {
+        char **supervisors; /* email addresses told about SLA events */
+        size_t n_supervisors;
+        char **supervisor_events;
+        size_t n_supervisor_events;
         struct omr_conf_webhook *webhooks;
         size_t n_webhooks;
         struct omr_conf_mail mail;
