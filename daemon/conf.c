@@ -38,6 +38,7 @@ static void conf_defaults(struct omr_conf *c)
         c->agents.heartbeat_timeout_ms = 60000;
         c->notify.give_up_after_ms = 86400000;
         c->ack.window_ms = 86400000;
+        c->csat.window_ms = 3 * 86400000LL;
         c->notify.request_timeout_ms = 10000;
         c->notify.mail.starttls = OMR_STARTTLS_ENABLED;
         c->notify.mail.timeout_ms = 30000;

@@ -320,11 +320,68 @@ static int sla_acknowledge(struct cy *cy, yaml_node_t *v, void *obj)
         return rc;
 }
 
+/* --- csat ------------------------------------------------------------------------ */
+
+static int csat_enabled(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        return cy_bool(cy, v, "sla.csat.enabled", &((struct omr_conf *)obj)->csat.enabled);
+}
+
+static int csat_window(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        if (cy_duration_ms(cy, v, "sla.csat.window", &c->csat.window_ms))
+                return -1;
+        if (c->csat.window_ms < 60000 || c->csat.window_ms > 30 * 86400000LL) {
+                cy_error(cy, v, "'sla.csat.window' must be between 1m and 30d");
+                return -1;
+        }
+        return 0;
+}
+
+static int csat_fallback(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        return cy_string(cy, v, "sla.csat.fallback", &((struct omr_conf *)obj)->csat.fallback);
+}
+
+static int csat_templates(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        /* Same shape as the acknowledgement templates. */
+        struct omr_conf_ack saved = c->ack;
+        c->ack.templates = NULL;
+        c->ack.n_templates = 0;
+        int rc = ack_templates(cy, v, obj);
+        c->csat.templates = c->ack.templates;
+        c->csat.n_templates = c->ack.n_templates;
+        c->ack = saved;
+        return rc;
+}
+
+static int sla_csat(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        static const struct cy_key keys[] = {
+                {"enabled", csat_enabled},
+                {"window", csat_window},
+                {"templates", csat_templates},
+                {"fallback", csat_fallback},
+                {NULL, NULL},
+        };
+        struct omr_conf *c = obj;
+        int rc = cy_mapping(cy, v, "sla.csat", keys, obj);
+        if (rc == 0 && c->csat.enabled && c->csat.n_templates == 0) {
+                cy_error(cy, v, "'sla.csat' is enabled but has no 'templates'");
+                rc = -1;
+        }
+        return rc;
+}
+
 int omr_conf_sec_sla(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
                 {"policies", sla_policies},
                 {"acknowledge", sla_acknowledge},
+                {"csat", sla_csat},
                 {NULL, NULL},
         };
         return cy_mapping(cy, v, "sla", keys, obj);
@@ -412,6 +469,12 @@ void omr_conf_free_sla(struct omr_conf *c)
                 free(c->ack.templates[i].text);
         }
         free(c->ack.templates);
+        for (size_t i = 0; i < c->csat.n_templates; i++) {
+                free(c->csat.templates[i].language);
+                free(c->csat.templates[i].text);
+        }
+        free(c->csat.templates);
+        free(c->csat.fallback);
         free(c->ack.timezone);
         free(c->ack.fallback);
 }

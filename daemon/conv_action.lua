@@ -126,6 +126,12 @@ if action == 'resolve' then
   end
   R.conv_event(now, emax, 'conversation.resolved', c, {'agent_id', h ~= '' and h or who,
     'by', who, 'reason', reason})
+  -- Satisfaction survey (docs/sla.md): one question, answered 1-5.
+  local survey = R.csat_text(c.language)
+  if survey and (c.csat_state or '') ~= 'asked' then
+    local rid = R.say(id, survey, 'csat', now)
+    redis.call('HSET', ck, 'csat_state', 'asked', 'csat_asked_at', now, 'csat_reply', rid)
+  end
   -- The agent's capacity is free again: its push queues may have work.
   return ok('resolved', h ~= '' and ('@' .. h) or '')
 end

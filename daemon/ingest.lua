@@ -71,6 +71,18 @@ else
   queue = c.queue or queue
 end
 
+-- A survey answer: the whole text is one digit 1-5, within the window.
+local rating = nil
+if new == 0 and c.csat_state == 'asked' then
+  local ok, m = pcall(cjson.decode, ARGV[4])
+  local text = ok and type(m) == 'table' and type(m.text) == 'string' and m.text or ''
+  local digit = string.match(text, '^%s*([1-5])%s*[%.!]?%s*$')
+  local window = tonumber(redis.call('HGET', R.key('csat', 'conf'), 'window_ms') or '0') or 0
+  if digit and tonumber(now) - (tonumber(c.csat_asked_at or '0') or 0) <= window then
+    rating = digit
+  end
+end
+
 -- Every key a write below may touch (a wrong type there would fail the
 -- script half way). R.queue_conf reads the queue's settings hash: a wrong
 -- type raises here, still before any write.
@@ -172,6 +184,15 @@ else
       R.conv_event(now, emax, 'conversation.customer_replied', c,
         {'agent_id', c.agent_id, 'by', 'customer', 'reason', 'new customer message'})
     end
+  elseif c.status == 'resolved' and c.csat_state == 'asked' and rating then
+    -- The answer to the survey: recorded, and the conversation stays
+    -- resolved.
+    redis.call('HSET', conv_key, 'csat_state', 'answered', 'csat_score', rating,
+      'csat_answered_at', now)
+    redis.call('HINCRBY', R.key('stats', 'csat'),
+      (c.channel or '') .. '|' .. (c.queue or '') .. '|' .. rating, 1)
+    R.conv_event(now, emax, 'conversation.rated', c, {'score', rating,
+      'agent_id', c.agent_id or '', 'by', 'customer', 'message_id', ARGV[3]})
   elseif c.status == 'resolved' then
     -- Reopened: back to its queue, preferring the agent who resolved it.
     redis.call('HSET', conv_key, 'sticky_agent', c.agent_id or '', 'declined', '[]',

@@ -197,6 +197,31 @@ function R.attain(clock, channel, queue, outcome)
     clock .. '|' .. (channel or '') .. '|' .. (queue or '') .. '|' .. outcome, 1)
 end
 
+-- The daemon's own message to the customer (acknowledgement, survey),
+-- through the outbound path like an agent reply, as agent "omnirouted".
+function R.say(conv_id, text, source, now)
+  local id = redis.call('XADD', P .. 'outbox', '*', 'conversation_id', conv_id,
+    'agent_id', 'omnirouted', 'text', text, 'source', source)
+  redis.call('HSET', R.conv_key(conv_id) .. ':reply:' .. id, 'reply_id', id,
+    'conversation_id', conv_id, 'agent_id', 'omnirouted', 'text', text, 'status', 'queued',
+    'attempts', 0, 'created_at', now, 'updated_at', now, 'source', source)
+  return id
+end
+
+-- The survey text for a language (prefix match), else the fallback's.
+function R.csat_text(language)
+  local conf = R.hash(R.key('csat', 'conf'))
+  if conf.enabled ~= '1' then return nil, conf end
+  local lang = string.lower(language or '')
+  for k, v in pairs(conf) do
+    local l = string.match(k, '^text:(.+)$')
+    if l and (lang == string.lower(l) or string.sub(lang, 1, #l + 1) == string.lower(l) .. '-') then
+      return v, conf
+    end
+  end
+  return conf['text:' .. (conf.fallback or 'en')], conf
+end
+
 function R.event(now, maxlen, fields)
   local args = {'XADD', P .. 'events', 'MAXLEN', '~', maxlen, '*'}
   for i = 1, #fields do args[#args + 1] = fields[i] end

@@ -326,10 +326,35 @@ static void on_published(const redisReply *r, const char *error, void *arg)
                 omr_log(LOG_ERR, "sla", "publishing policies failed error=\"%s\"", r->str);
 }
 
+/* The survey's settings for the resolve and ingest scripts (which pick
+ * the template by the conversation's language). */
+static void publish_csat(struct omr_sla *s)
+{
+        const struct omr_conf *c = s->core->conf;
+        char key[256], window[24];
+        snprintf(key, sizeof(key), "%scsat:conf", c->redis.prefix);
+        snprintf(window, sizeof(window), "%lld", (long long)c->csat.window_ms);
+        const char *del[] = {"DEL", key};
+        omr_store_command(s->core->store, on_published, NULL, 2, del, NULL);
+        if (!c->csat.enabled)
+                return;
+        const char *hset[] = {
+                "HSET",      key,    "enabled",  "1",
+                "window_ms", window, "fallback", c->csat.fallback ? c->csat.fallback : "en"};
+        omr_store_command(s->core->store, on_published, NULL, 8, hset, NULL);
+        for (size_t i = 0; i < c->csat.n_templates; i++) {
+                char field[80];
+                snprintf(field, sizeof(field), "text:%s", c->csat.templates[i].language);
+                const char *t[] = {"HSET", key, field, c->csat.templates[i].text};
+                omr_store_command(s->core->store, on_published, NULL, 4, t, NULL);
+        }
+}
+
 void omr_sla_sync(struct omr_sla *s)
 {
         if (!ready(s))
                 return;
+        publish_csat(s);
         const struct omr_conf *c = s->core->conf;
         for (size_t i = 0; i < c->n_sla; i++) {
                 const struct omr_conf_sla_policy *p = &c->sla[i];

@@ -76,6 +76,28 @@ for _, s in ipairs(sla) do
   s.attainment = total > 0 and s.hit / total or cjson.null
 end
 
+local csat, cby = {}, {}
+flat = redis.call('HGETALL', R.key('stats', 'csat'))
+for i = 1, #flat, 2 do
+  local ch, q, score = string.match(flat[i], '^(.-)|(.-)|(%d)$')
+  if ch then
+    local k = ch .. '|' .. q
+    if not cby[k] then
+      cby[k] = {channel = ch, queue = q, answers = 0, sum = 0,
+        scores = {['1'] = 0, ['2'] = 0, ['3'] = 0, ['4'] = 0, ['5'] = 0}}
+      csat[#csat + 1] = cby[k]
+    end
+    local n = tonumber(flat[i + 1])
+    cby[k].scores[score] = n
+    cby[k].answers = cby[k].answers + n
+    cby[k].sum = cby[k].sum + n * tonumber(score)
+  end
+end
+for _, x in ipairs(csat) do
+  x.average = x.answers > 0 and x.sum / x.answers or cjson.null
+  x.sum = nil
+end
+
 -- Redis's cjson writes an empty table as {}: mark empty lists and put []
 -- back after encoding.
 local EMPTY = '@@emptylist@@' -- no pattern magic characters
@@ -85,5 +107,5 @@ local doc = cjson.encode({generated_at = now, queues = map(queues), agents = lis
   response_times = {first_response = list(histograms('first_response')),
     next_response = list(histograms('next_response')),
     resolution = list(histograms('resolution'))},
-  sla = list(sla), sla_deadlines_pending = redis.call('ZCARD', R.key('sla', 'due'))})
+  sla = list(sla), csat = list(csat), sla_deadlines_pending = redis.call('ZCARD', R.key('sla', 'due'))})
 return (string.gsub(doc, '"' .. EMPTY .. '"', '[]'))

@@ -264,6 +264,15 @@ struct omr_conf_ack {
         char *fallback; /* language of the template used when none matches */
 };
 
+/* A one-question satisfaction survey after resolution. */
+struct omr_conf_csat {
+        bool enabled;
+        int64_t window_ms; /* how long after asking a 1-5 answer counts */
+        struct omr_conf_ack_template *templates;
+        size_t n_templates;
+        char *fallback;
+};
+
 struct omr_conf {
         char *path;
         int log_level;
@@ -278,6 +287,7 @@ struct omr_conf {
         struct omr_conf_sla_policy *sla;
         size_t n_sla;
         struct omr_conf_ack ack;
+        struct omr_conf_csat csat;
         struct omr_conf_token *tokens;
         size_t n_tokens;
         struct omr_conf_outbound outbound;
