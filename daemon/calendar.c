@@ -337,6 +337,47 @@ int64_t omr_calendar_between(const struct omr_calendar *c, int64_t a_ms, int64_t
         return st.sum;
 }
 
+static void local_date(GTimeZone *tz, int64_t ms, GDate *out)
+{
+        GDateTime *utc = g_date_time_new_from_unix_utc(ms / 1000);
+        GDateTime *t = g_date_time_to_timezone(utc, tz);
+        g_date_clear(out, 1);
+        g_date_set_dmy(out, (GDateDay)g_date_time_get_day_of_month(t),
+                       (GDateMonth)g_date_time_get_month(t), (GDateYear)g_date_time_get_year(t));
+        g_date_time_unref(t);
+        g_date_time_unref(utc);
+}
+
+struct eod_state {
+        GTimeZone *tz;
+        GDate day;
+        int64_t end;
+};
+
+static bool eod_step(const struct span *sp, void *arg)
+{
+        struct eod_state *st = arg;
+        GDate d;
+        local_date(st->tz, sp->s, &d);
+        if (g_date_compare(&d, &st->day) > 0)
+                return false;
+        st->end = sp->e;
+        return true;
+}
+
+int64_t omr_calendar_end_of_day(const struct omr_calendar *c, int64_t t_ms)
+{
+        if (c == NULL)
+                return (t_ms / 86400000 + 1) * 86400000;
+        int64_t open = omr_calendar_next_open(c, t_ms);
+        if (open == OMR_NEVER)
+                return OMR_NEVER;
+        struct eod_state st = {.tz = c->tz, .end = open};
+        local_date(c->tz, open, &st.day);
+        walk(c, open, eod_step, &st);
+        return st.end;
+}
+
 void omr_calendar_clear(struct omr_calendar *c)
 {
         free(c->name);

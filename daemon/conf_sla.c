@@ -75,6 +75,11 @@ static int pol_priorities(struct cy *cy, yaml_node_t *v, void *obj)
 
 static int target(struct cy *cy, yaml_node_t *v, const char *what, int64_t *out)
 {
+        if (v->type == YAML_SCALAR_NODE &&
+            strcmp((const char *)v->data.scalar.value, "end_of_business_day") == 0) {
+                *out = OMR_SLA_END_OF_DAY;
+                return 0;
+        }
         if (cy_duration_ms(cy, v, what, out))
                 return -1;
         if (*out < 1000 || *out > 366 * 86400000LL) {

@@ -208,6 +208,16 @@ static void plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const 
                 return;
         clock++;
         int64_t target = p ? target_of(p, clock) : 0;
+        if (target == OMR_SLA_END_OF_DAY) {
+                /* "By end of business day": the close of the day the clock
+                 * started in (or the next business day when it started
+                 * after hours); what is left of it is the target. */
+                int64_t started0 = strtoll(started_s, NULL, 10);
+                int64_t eod = omr_calendar_end_of_day(p->calendar, started0);
+                target = eod == OMR_NEVER ? 0 : omr_calendar_between(p->calendar, started0, eod);
+                if (target <= 0)
+                        target = 1; /* closing now: due at once */
+        }
         if (target <= 0) {
                 /* No target, or the policy left the config. */
                 argv[4] = "none";

@@ -53,6 +53,11 @@ bool omr_calendar_is_open(const struct omr_calendar *c, int64_t unix_ms);
 int64_t omr_calendar_add(const struct omr_calendar *c, int64_t start_ms, int64_t business_ms);
 /* Open time in [a_ms, b_ms) (0 when b <= a). */
 int64_t omr_calendar_between(const struct omr_calendar *c, int64_t a_ms, int64_t b_ms);
+/* The close of the business day of t: the end of the last open span that
+ * starts on the local date when the calendar is next open at or after t
+ * ("by end of business day"); OMR_NEVER when it never opens. With no
+ * calendar, local midnight UTC after t. */
+int64_t omr_calendar_end_of_day(const struct omr_calendar *c, int64_t t_ms);
 /* The next instant at or after t when the calendar is open, or OMR_NEVER. */
 int64_t omr_calendar_next_open(const struct omr_calendar *c, int64_t t_ms);
 

@@ -231,6 +231,10 @@ struct omr_conf_notify {
         int64_t request_timeout_ms;
 };
 
+/* A target "end_of_business_day": due when the calendar's business day
+ * closes (docs/sla.md). */
+#define OMR_SLA_END_OF_DAY (-1)
+
 /* A response-time policy (docs/sla.md). The first policy whose conditions
  * hold for a new conversation (channel, queue, priority) applies to it. */
 struct omr_conf_sla_policy {

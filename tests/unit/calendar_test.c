@@ -435,6 +435,51 @@ static void test_properties(void **state)
         }
 }
 
+/* "By end of business day": the close of the last range of the day the
+ * calendar is next open. */
+static void test_end_of_day(void **state)
+{
+        (void)state;
+        static const struct {
+                const char *name;
+                enum cal cal;
+                int y, mo, d, h, mi;      /* UTC */
+                int ey, emo, ed, eh, emi; /* UTC */
+        } cases[] = {
+                {"NY weekday morning", NY, 2026, 11, 23, 15, 0, 2026, 11, 23, 22, 0},
+                {"NY after hours: tomorrow", NY, 2026, 11, 23, 23, 0, 2026, 11, 24, 22, 0},
+                {"NY Saturday", NY, 2026, 11, 28, 16, 0, 2026, 11, 28, 19, 0},
+                {"NY Sunday: Monday", NY, 2026, 11, 29, 16, 0, 2026, 11, 30, 22, 0},
+                {"NY summer time", NY, 2026, 6, 1, 14, 0, 2026, 6, 1, 21, 0},
+                {"LON in the lunch break: the afternoon's close", LON, 2026, 11, 23, 12, 45, 2026,
+                 11, 23, 17, 30},
+                {"BKK Saturday night runs past midnight", BKK, 2026, 11, 21, 16, 0, 2026, 11, 21,
+                 19, 0},
+                {"BKK Sunday 01:00 inside Saturday's range", BKK, 2026, 11, 21, 18, 0, 2026, 11, 21,
+                 19, 0},
+                {"BKK Friday after hours: Saturday night", BKK, 2027, 4, 9, 11, 0, 2027, 4, 10, 19,
+                 0},
+        };
+        for (size_t i = 0; i < N(cases); i++) {
+                struct omr_calendar c;
+                make(cases[i].cal, &c);
+                int64_t t = utc(cases[i].y, cases[i].mo, cases[i].d, cases[i].h, cases[i].mi);
+                int64_t want =
+                        utc(cases[i].ey, cases[i].emo, cases[i].ed, cases[i].eh, cases[i].emi);
+                int64_t got = omr_calendar_end_of_day(&c, t);
+                if (got != want)
+                        fail_msg("%s: got %lld, want %lld (off by %lld s)", cases[i].name,
+                                 (long long)got, (long long)want, (long long)(got - want) / 1000);
+                omr_calendar_clear(&c);
+        }
+        assert_int_equal(omr_calendar_end_of_day(NULL, utc(2026, 11, 23, 15, 0)),
+                         utc(2026, 11, 24, 0, 0));
+        struct omr_calendar never;
+        make(NEVER_OPEN, &never);
+        assert_true(omr_calendar_end_of_day(&never, utc(2026, 11, 23, 15, 0)) == OMR_NEVER);
+        omr_calendar_clear(&never);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -448,6 +493,7 @@ int main(void)
                 cmocka_unit_test(test_add),
                 cmocka_unit_test(test_between),
                 cmocka_unit_test(test_properties),
+                cmocka_unit_test(test_end_of_day),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
