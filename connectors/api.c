@@ -172,6 +172,14 @@ struct omr_message *omr_api_message_from_json(const json_t *j, const char *adapt
             opt_string(j, "sent_at", "sent_at", 64, &sent_at, fe) || parse_attachments(j, m, fe) ||
             parse_tags(j, m, fe))
                 goto fail;
+        json_t *autosub = json_object_get(j, "auto_submitted");
+        if (autosub && !json_is_boolean(autosub) && !json_is_null(autosub)) {
+                field_fail(fe, "invalid_field", "'auto_submitted' must be true or false");
+                goto fail;
+        }
+        /* An adapter relaying an auto-reply or bulk mail says so: the
+         * customer is then never sent an acknowledgement. */
+        m->auto_submitted = json_is_true(autosub);
         if (sent_at && omr_time_parse(sent_at, &m->sent_at) != 0) {
                 field_fail(fe, "invalid_field", "'sent_at' must be an RFC 3339 time");
                 goto fail;

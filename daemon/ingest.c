@@ -262,6 +262,7 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
                 skills_r,
                 sla ? sla->name : "",
                 sla_r ? sla_r->name : "",
+                msg->auto_submitted ? "1" : "0",
         };
         enum { NARGV = sizeof(argv) / sizeof(argv[0]) };
         int rc = -1;

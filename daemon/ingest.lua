@@ -19,7 +19,8 @@
 --       15 queue maxlen, 16 events maxlen, 17 language ('und' when unsure),
 --       18 required skills (JSON array), 19 vip (1|0),
 --       20-23 queue, priority, rule, skills when the customer is returning,
---       24-25 SLA policy (new customer, returning customer; '' for none)
+--       24-25 SLA policy (new customer, returning customer; '' for none),
+--       26 auto-submitted (1|0: never acknowledged)
 -- Returns {status, conversation_id, message_id, queue, new(1|0), mode}
 -- where mode is the queue's mode when the conversation (re)entered a queue
 -- ('push': the caller runs the dispatcher), else ''.
@@ -149,6 +150,10 @@ if new == 1 then
     'created_at', now, 'updated_at', now, 'last_inbound_at', now, 'message_count', 1,
     'cycle_started_at', now, 'awaiting_since', now, 'awaiting_kind', 'first_response')
   redis.call('HINCRBY', customer_key, 'conversations', 1)
+  if ARGV[26] == '1' then
+    -- Sent by a machine: an acknowledgement could start a mail loop.
+    redis.call('HSET', conv_key, 'sla_ack', 'skipped: auto-submitted')
+  end
   if policy ~= '' then
     redis.call('HSET', conv_key, 'sla_policy', policy)
     start_clock('fr')

@@ -122,6 +122,8 @@ json_t *omr_message_to_json(const struct omr_message *m)
         rc |= set_str(o, "subject", m->subject);
         rc |= set_str(o, "text", m->text ? m->text : "");
         rc |= set_str(o, "html", m->html);
+        if (m->auto_submitted)
+                rc |= json_object_set_new(o, "auto_submitted", json_true());
         for (size_t i = 0; i < m->n_attachments; i++) {
                 const struct omr_attachment *a = &m->attachments[i];
                 json_t *ja = json_object();

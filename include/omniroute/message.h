@@ -69,7 +69,8 @@ struct omr_message {
         int64_t received_at;          /* ms since the epoch, set by the daemon */
         int64_t sent_at;              /* ms since the epoch as the sender said; 0 unknown */
         enum omr_priority priority;
-        char *agent_id; /* outbound only */
+        char *agent_id;      /* outbound only */
+        bool auto_submitted; /* sent by a machine (auto-reply, bulk): never acknowledged */
 };
 
 struct omr_message *omr_message_new(void);

@@ -97,3 +97,29 @@ def test_csat_survey_answer_is_recorded_and_does_not_reopen(
     assert say(d, rdb, who, "Actually it is broken") == conv
     assert conv_hash(rdb, conv)["status"] in ("open", "assigned")
     assert events(rdb, "conversation.reopened", conv=conv)
+
+
+@pytest.mark.timeout(30)
+def test_auto_submitted_message_is_never_acknowledged(start_daemon, sms_config, tmp_path, rdb):
+    """An adapter marks an auto-reply or bulk message (auto_submitted): no
+    acknowledgement, so two auto-responders never talk to each other."""
+    import requests
+    from conftest import SECRETS, body_bytes, payload, signed_headers
+    (d,) = start(start_daemon, sms_config, tmp_path, acknowledge=ACK)
+
+    def post(**over):
+        raw = body_bytes(payload(**over))
+        r = requests.post(d.url("/v1/inbound/shop"), data=raw,
+                          headers=signed_headers(SECRETS["shop"], raw), timeout=5)
+        assert r.status_code == 200, r.text
+        return r.json()["conversation_id"]
+
+    robot = post(auto_submitted=True, text="I am out of the office until Monday.")
+    human = post(text="Hello, where is my order? It has been two weeks.")
+    wait_event(rdb, "conversation.acknowledged", conv=human, timeout=5)
+    wait_for(lambda: conv_hash(rdb, robot).get("sla_fr_due") or None, 5, "fr due computed")
+    assert conv_hash(rdb, robot)["sla_ack"] == "skipped: auto-submitted"
+    assert not events(rdb, "conversation.acknowledged", conv=robot)
+    assert not daemon_messages(rdb, robot, "auto-ack")
+    _, fields = rdb.xrange(f"omr:conv:{{{robot}}}:log")[0]
+    assert '"auto_submitted":true' in fields["message"]
