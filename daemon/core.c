@@ -144,9 +144,10 @@ struct omr_core *omr_core_new(struct event_base *base, struct omr_conf *conf)
         core->assign = omr_assign_new(core);
         core->notify = omr_notify_new(core);
         core->sla = omr_sla_new(core);
+        core->kpi = omr_kpi_new(core);
         if (core->http == NULL || core->store == NULL || core->fetcher == NULL ||
             core->outbound == NULL || core->assign == NULL || core->notify == NULL ||
-            core->sla == NULL) {
+            core->sla == NULL || core->kpi == NULL) {
                 omr_core_free(core);
                 return NULL;
         }
@@ -200,6 +201,7 @@ int omr_core_start(struct omr_core *core)
         omr_assign_start(core->assign);
         omr_notify_start(core->notify);
         omr_sla_start(core->sla);
+        omr_kpi_start(core->kpi);
         if ((rc = omr_http_start(core->http)) != 0)
                 return rc;
         omr_log(LOG_INFO, "core", "omnirouted " OMR_VERSION " started redis=%s",
@@ -270,6 +272,7 @@ static void finish_shutdown(struct omr_core *core)
         omr_assign_stop(core->assign);
         omr_notify_stop(core->notify);
         omr_sla_stop(core->sla);
+        omr_kpi_stop(core->kpi);
         omr_store_free(core->store);
         core->store = NULL;
         omr_outbound_free(core->outbound);
@@ -342,11 +345,13 @@ void omr_core_free(struct omr_core *core)
         omr_assign_stop(core->assign);
         omr_notify_stop(core->notify);
         omr_sla_stop(core->sla);
+        omr_kpi_stop(core->kpi);
         omr_store_free(core->store);
         omr_outbound_free(core->outbound);
         omr_assign_free(core->assign);
         omr_notify_free(core->notify);
         omr_sla_free(core->sla);
+        omr_kpi_free(core->kpi);
         if (core->drain_ev)
                 event_free(core->drain_ev);
         omr_metrics_free(core->metrics);

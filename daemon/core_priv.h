@@ -74,6 +74,13 @@ void omr_sla_kick(struct omr_core *core);
 void omr_sla_stop(struct omr_sla *s);
 void omr_sla_free(struct omr_sla *s);
 
+/* daemon/kpi.c: the KPIs from Redis as /metrics series, refreshed. */
+struct omr_kpi;
+struct omr_kpi *omr_kpi_new(struct omr_core *core);
+void omr_kpi_start(struct omr_kpi *k);
+void omr_kpi_stop(struct omr_kpi *k);
+void omr_kpi_free(struct omr_kpi *k);
+
 /* The assignment scripts (daemon/<name>.lua, routing.lua in front). */
 struct omr_routing_scripts {
         struct omr_script assign, claim, action, agent, sweep, stats;
@@ -101,6 +108,7 @@ struct omr_core {
         struct omr_assign *assign;
         struct omr_notify *notify;
         struct omr_sla *sla;
+        struct omr_kpi *kpi;
         struct omr_routing_scripts routing;
         bool stopping;
         bool forced;

@@ -74,6 +74,7 @@ struct omr_metrics {
         unsigned long long latency_buckets[N_BOUNDS + 1]; /* last: +Inf */
         double latency_sum;
         unsigned long long latency_count;
+        char *kpi; /* exposition text of the shared KPIs (daemon/kpi.c) */
 };
 
 struct omr_metrics *omr_metrics_new(void)
@@ -92,6 +93,7 @@ void omr_metrics_free(struct omr_metrics *m)
                 return;
         for (int i = 0; i < OMR_M__COUNTERS; i++)
                 free(m->counters[i].s);
+        free(m->kpi);
         free(m);
 }
 
@@ -197,4 +199,12 @@ void omr_metrics_render(const struct omr_metrics *m, FILE *out)
         cum += m->latency_buckets[N_BOUNDS];
         fprintf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6f\n%s_count %llu\n", h, cum, h,
                 m->latency_sum, h, m->latency_count);
+        if (m->kpi)
+                fputs(m->kpi, out);
+}
+
+void omr_metrics_set_kpi(struct omr_metrics *m, char *text)
+{
+        free(m->kpi);
+        m->kpi = text;
 }

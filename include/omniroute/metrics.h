@@ -36,6 +36,10 @@ void omr_metrics_redis_latency(struct omr_metrics *m, double seconds);
 double omr_metrics_counter_value(const struct omr_metrics *m, enum omr_counter c,
                                  const char *label1, const char *label2);
 
+/* Exposition text appended to every render (the KPIs read from Redis,
+ * daemon/kpi.c); takes ownership of text (NULL clears). */
+void omr_metrics_set_kpi(struct omr_metrics *m, char *text);
+
 /* Prometheus text exposition format 0.0.4. */
 void omr_metrics_render(const struct omr_metrics *m, FILE *out);
 

@@ -123,3 +123,31 @@ def test_auto_submitted_message_is_never_acknowledged(start_daemon, sms_config, 
     assert not daemon_messages(rdb, robot, "auto-ack")
     _, fields = rdb.xrange(f"omr:conv:{{{robot}}}:log")[0]
     assert '"auto_submitted":true' in fields["message"]
+
+
+@pytest.mark.timeout(40)
+def test_kpis_on_metrics(start_daemon, sms_config, tmp_path, rdb):
+    """/metrics carries the shared KPIs (refreshed from Redis every 10 s):
+    response-time histograms, SLA outcomes, CSAT, backlog, agents' load."""
+    import requests
+    csat = {"enabled": True, "templates": {"en": "Rate us 1-5"}}
+    (d,) = start(start_daemon, sms_config, tmp_path, csat=csat)
+    who = new_msisdn()
+    conv = say(d, rdb, who, "Hello, my parcel has not arrived yet, can you check?")
+    wait_for(lambda: conv_hash(rdb, conv).get("status") == "assigned" or None, 5, "assigned")
+    reply(d, rdb, conv)
+    assert api(d).resolve(conv, AGENT).status_code == 200
+    assert say(d, rdb, who, "5") == conv
+
+    def scraped():
+        text = requests.get(d.url("/metrics"), timeout=5).text
+        return text if 'omr_csat_answers_total{channel="sms",queue="support",score="5"} 1' in text \
+            else None
+    text = wait_for(scraped, 15, "KPIs on /metrics")
+    assert 'omr_response_time_seconds_count{kind="first_response",channel="sms",' \
+           'queue="support"} 1' in text
+    assert 'omr_response_time_seconds_bucket{kind="resolution",channel="sms",queue="support",' \
+           'le="+Inf"} 1' in text
+    assert 'omr_sla_clocks_total{clock="fr",channel="sms",queue="support",outcome="hit"} 1' in text
+    assert 'omr_queue_waiting{queue="support"} 0' in text
+    assert f'omr_agent_open_conversations{{agent="{AGENT}",presence="online"}} 0' in text
