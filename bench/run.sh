@@ -332,7 +332,9 @@ NOW_MS=$(( $(date +%s) * 1000 ))
 # name, handle, queue, priority, rule, now, dedup ttl, queue maxlen, events
 # maxlen; 17-19 language (as the daemon detected it for the smoke message),
 # required skills, vip; 20-23 queue, priority, rule, skills for a returning
-# customer (the same: no rule of the bench config asks for `returning`).
+# customer (the same: no rule of the bench config asks for `returning`);
+# 24-25 SLA policy new/returning ('': the bench config has none), 26
+# auto-submitted (0).
 # -r $CONVERSATIONS: every __rand_int__ is drawn from 0..31, so the thread key
 # names 32 conversations like the webhook traffic (the first call of each
 # opens it, in the pull queue $QUEUE: one band-stream entry; the others are
@@ -344,7 +346,7 @@ EVAL_CMD=(EVALSHA "$SHA" 3
     "${PREFIX}events"
     "$PREFIX" "01$R$R$R$R$R$R" "01$R$R" "$MSG_ARG" sms "api:$ADAPTER" cust-01 "Ana Souza"
     +447911000001 "$QUEUE" normal "" "$NOW_MS" 604800 100000000 100000
-    "$MSG_LANG" "[]" 0 "$QUEUE" normal "" "[]")
+    "$MSG_LANG" "[]" 0 "$QUEUE" normal "" "[]" "" "" 0)
 reply=$(rcli "${EVAL_CMD[@]}" 2>&1 | awk 'NR == 1')
 [[ $reply == stored ]] || die "EVALSHA of $INGEST_SRC did not store: $reply"
 rb() {  # rb N: redis-benchmark -> $TMP/rb.csv, prints its last line

@@ -206,25 +206,35 @@ static int cmp_span(const void *a, const void *b)
 
 /* Open spans of the local dates first .. first + WINDOW_DAYS - 1 (each
  * day's overnight ranges reach into the next), sorted and merged. */
+/* The open spans of one local date's ranges (not merged; the date's
+ * overnight ranges reach into the next day, cut at midnight when that day
+ * is a holiday). At most MAX_PER_DAY * 4 spans. */
+static size_t day_spans(const struct omr_calendar *c, const GDate *d, struct span *out)
+{
+        size_t n = 0;
+        if (date_is_holiday(c, d))
+                return 0;
+        int dow = g_date_get_weekday(d) - 1; /* G_DATE_MONDAY = 1 */
+        GDate next = *d;
+        g_date_add_days(&next, 1);
+        for (size_t k = 0; k < c->n_hours[dow] && k < OMR_CALENDAR_MAX_RANGES; k++) {
+                const struct omr_hours_range *r = &c->hours[dow][k];
+                int end = r->end > r->start ? r->end : r->end + 24 * 60;
+                if (end > 24 * 60 && date_is_holiday(c, &next))
+                        end = 24 * 60;
+                n += range_spans(c->tz, d, r->start, end, out + n);
+        }
+        return n;
+}
+
+/* Open spans of the local dates first .. first + WINDOW_DAYS - 1, sorted
+ * and merged. */
 static size_t window_spans(const struct omr_calendar *c, const GDate *first, struct span *out)
 {
         size_t n = 0;
         GDate d = *first;
-        for (int i = 0; i < WINDOW_DAYS; i++, g_date_add_days(&d, 1)) {
-                if (date_is_holiday(c, &d))
-                        continue;
-                int dow = g_date_get_weekday(&d) - 1; /* G_DATE_MONDAY = 1 */
-                GDate next = d;
-                g_date_add_days(&next, 1);
-                for (size_t k = 0; k < c->n_hours[dow] && n + 4 <= MAX_SPANS; k++) {
-                        const struct omr_hours_range *r = &c->hours[dow][k];
-                        int end = r->end > r->start ? r->end : r->end + 24 * 60;
-                        /* A holiday tomorrow stops tonight's range at midnight. */
-                        if (end > 24 * 60 && date_is_holiday(c, &next))
-                                end = 24 * 60;
-                        n += range_spans(c->tz, &d, r->start, end, out + n);
-                }
-        }
+        for (int i = 0; i < WINDOW_DAYS; i++, g_date_add_days(&d, 1))
+                n += day_spans(c, &d, out + n);
         qsort(out, n, sizeof(*out), cmp_span);
         size_t m = 0;
         for (size_t i = 0; i < n; i++) {
@@ -348,23 +358,10 @@ static void local_date(GTimeZone *tz, int64_t ms, GDate *out)
         g_date_time_unref(utc);
 }
 
-struct eod_state {
-        GTimeZone *tz;
-        GDate day;
-        int64_t end;
-};
-
-static bool eod_step(const struct span *sp, void *arg)
-{
-        struct eod_state *st = arg;
-        GDate d;
-        local_date(st->tz, sp->s, &d);
-        if (g_date_compare(&d, &st->day) > 0)
-                return false;
-        st->end = sp->e;
-        return true;
-}
-
+/* The business day is the local date whose range is open at `open` (the
+ * day before, inside an overnight range); it ends with that date's last
+ * range — from the configured ranges, not merged spans, so ranges that
+ * touch at midnight (00:00-24:00 every day) still end each day. */
 int64_t omr_calendar_end_of_day(const struct omr_calendar *c, int64_t t_ms)
 {
         if (c == NULL)
@@ -372,10 +369,23 @@ int64_t omr_calendar_end_of_day(const struct omr_calendar *c, int64_t t_ms)
         int64_t open = omr_calendar_next_open(c, t_ms);
         if (open == OMR_NEVER)
                 return OMR_NEVER;
-        struct eod_state st = {.tz = c->tz, .end = open};
-        local_date(c->tz, open, &st.day);
-        walk(c, open, eod_step, &st);
-        return st.end;
+        struct span spans[OMR_CALENDAR_MAX_RANGES * 4];
+        GDate d;
+        local_date(c->tz, open, &d);
+        g_date_subtract_days(&d, 1);
+        for (int i = 0; i < 2; i++, g_date_add_days(&d, 1)) {
+                size_t n = day_spans(c, &d, spans);
+                bool mine = false;
+                int64_t end = open;
+                for (size_t k = 0; k < n; k++) {
+                        mine = mine || (spans[k].s <= open && open < spans[k].e);
+                        if (spans[k].e > end)
+                                end = spans[k].e;
+                }
+                if (mine)
+                        return end;
+        }
+        return open; /* unreachable: next_open is inside some range */
 }
 
 void omr_calendar_clear(struct omr_calendar *c)

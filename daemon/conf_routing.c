@@ -715,6 +715,12 @@ static int cal_hours(struct cy *cy, yaml_node_t *v, void *obj)
                         rc = -1;
                         continue;
                 }
+                if (n > OMR_CALENDAR_MAX_RANGES) {
+                        cy_error(cy, val, "at most %d ranges a day", OMR_CALENDAR_MAX_RANGES);
+                        free_list(ranges, n);
+                        rc = -1;
+                        continue;
+                }
                 cal->hours[d] = calloc(n ? n : 1, sizeof(*cal->hours[d]));
                 for (size_t i = 0; cal->hours[d] && i < n; i++) {
                         if (omr_hours_range_parse(ranges[i], &cal->hours[d][cal->n_hours[d]]) !=

@@ -378,6 +378,15 @@ static int sla_csat(struct cy *cy, yaml_node_t *v, void *obj)
                 cy_error(cy, v, "'sla.csat' is enabled but has no 'templates'");
                 rc = -1;
         }
+        for (size_t i = 0; rc == 0 && c->csat.fallback && i <= c->csat.n_templates; i++) {
+                if (i == c->csat.n_templates) {
+                        cy_error(cy, v, "'sla.csat.fallback' names no template ('%s')",
+                                 c->csat.fallback);
+                        rc = -1;
+                } else if (strcasecmp(c->csat.templates[i].language, c->csat.fallback) == 0) {
+                        break;
+                }
+        }
         return rc;
 }
 
@@ -392,16 +401,22 @@ int omr_conf_sec_sla(struct cy *cy, yaml_node_t *v, void *obj)
         return cy_mapping(cy, v, "sla", keys, obj);
 }
 
+/* The longest template tag that is the language or a prefix of it
+ * ("pt-BR" before "pt"). */
 static const char *template_for(const struct omr_conf *c, const char *language)
 {
+        const char *best = NULL;
+        size_t best_len = 0;
         for (size_t i = 0; language && *language && i < c->ack.n_templates; i++) {
                 const struct omr_conf_ack_template *t = &c->ack.templates[i];
                 size_t k = strlen(t->language);
-                if (strncasecmp(t->language, language, k) == 0 &&
-                    (language[k] == '\0' || language[k] == '-'))
-                        return t->text;
+                if (k > best_len && strncasecmp(t->language, language, k) == 0 &&
+                    (language[k] == '\0' || language[k] == '-')) {
+                        best = t->text;
+                        best_len = k;
+                }
         }
-        return NULL;
+        return best;
 }
 
 const char *omr_conf_ack_template(const struct omr_conf *c, const char *language)

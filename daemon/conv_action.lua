@@ -102,6 +102,7 @@ if action == 'resolve' then
   redis.call('ZREM', R.key('queue', c.queue, 'waiting'), id)
   -- SLA: every clock stops; resolution is hit unless it breached or is due
   -- already (docs/sla.md).
+  local res_outcome = nil
   for _, clock in ipairs({'fr', 'nr', 'res'}) do
     local st = c['sla_' .. clock .. '_state']
     if st == 'running' or st == 'paused' then
@@ -112,13 +113,12 @@ if action == 'resolve' then
       if clock ~= 'res' and missed then final = 'missed' end
       redis.call('HSET', ck, 'sla_' .. clock .. '_state', final,
         'sla_' .. clock .. '_stopped_at', now)
-      if final == 'hit' or final == 'missed' then R.attain(clock, c.channel, c.queue, final) end
+      -- Attainment counts response clocks at the agent's reply only.
+      if clock == 'res' then res_outcome = final end
     end
     redis.call('ZREM', R.key('sla', 'due'), id .. '|' .. clock .. '|warn', id .. '|' .. clock .. '|breach')
     redis.call('ZREM', R.key('sla', 'schedule'), id .. '|' .. clock)
   end
-  R.observe('resolution', c.channel, c.queue,
-    tonumber(now) - tonumber(c.cycle_started_at or c.created_at or now))
   redis.call('HSET', ck, 'status', 'resolved', 'resolved_at', now, 'resolved_by', who,
     'agent_id', h ~= '' and h or who, 'updated_at', now)
   if c.customer_key and c.customer_key ~= '' and h ~= '' then
@@ -126,9 +126,14 @@ if action == 'resolve' then
   end
   R.conv_event(now, emax, 'conversation.resolved', c, {'agent_id', h ~= '' and h or who,
     'by', who, 'reason', reason})
-  -- Satisfaction survey (docs/sla.md): one question, answered 1-5.
+  -- KPIs last: the conversation is consistent whatever they do.
+  R.observe('resolution', c.channel, c.queue,
+    tonumber(now) - tonumber(c.cycle_started_at or c.created_at or now))
+  if res_outcome then R.attain('res', c.channel, c.queue, res_outcome) end
+  -- Satisfaction survey (docs/sla.md): one question, answered 1-5; never
+  -- to a machine sender.
   local survey = R.csat_text(c.language)
-  if survey and (c.csat_state or '') ~= 'asked' then
+  if survey and (c.csat_state or '') ~= 'asked' and c.auto_submitted ~= '1' then
     local rid = R.say(id, survey, 'csat', now)
     redis.call('HSET', ck, 'csat_state', 'asked', 'csat_asked_at', now, 'csat_reply', rid)
   end

@@ -111,7 +111,7 @@ local function start_clock(clock)
     'sla_' .. clock .. '_started_at', now, 'sla_' .. clock .. '_due', '',
     'sla_' .. clock .. '_warn_at', '', 'sla_' .. clock .. '_breached', '0',
     'sla_' .. clock .. '_warned', '0', 'sla_' .. clock .. '_elapsed', 0,
-    'sla_' .. clock .. '_segments', '[]')
+    'sla_' .. clock .. '_segments', '[]', 'sla_' .. clock .. '_target', '')
   redis.call('ZADD', R.key('sla', 'schedule'), now, conv .. '|' .. clock)
 end
 
@@ -151,8 +151,9 @@ if new == 1 then
     'cycle_started_at', now, 'awaiting_since', now, 'awaiting_kind', 'first_response')
   redis.call('HINCRBY', customer_key, 'conversations', 1)
   if ARGV[26] == '1' then
-    -- Sent by a machine: an acknowledgement could start a mail loop.
-    redis.call('HSET', conv_key, 'sla_ack', 'skipped: auto-submitted')
+    -- Sent by a machine: an acknowledgement or survey could start a mail
+    -- loop.
+    redis.call('HSET', conv_key, 'sla_ack', 'skipped: auto-submitted', 'auto_submitted', '1')
   end
   if policy ~= '' then
     redis.call('HSET', conv_key, 'sla_policy', policy)
@@ -172,19 +173,23 @@ else
   if ARGV[8] ~= '' then redis.call('HSET', conv_key, 'customer_name', ARGV[8]) end
   redis.call('HINCRBY', conv_key, 'message_count', 1)
   R.conv_event(now, emax, 'message.received', c, {'message_id', ARGV[3], 'by', 'customer'})
-  if c.status == 'assigned' or c.status == 'waiting' then
-    R.inbox(c.agent_id, 'message', c, now, {'message_id', ARGV[3], 'message', message})
-    if c.status == 'waiting' and (c.sla_policy or '') ~= '' then
-      -- The customer answered the agent: next response is due; the
-      -- resolution clock, paused while waiting on the customer, resumes.
+  if c.status ~= 'resolved' and c.awaiting_customer == '1' then
+    -- The customer answered an agent's reply (whatever happened to the
+    -- conversation since: a transfer, a reply while it was still queued):
+    -- next response is due, the paused resolution clock resumes, and the
+    -- customer's wait for the next answer starts (KPI).
+    redis.call('HSET', conv_key, 'awaiting_customer', '0')
+    if (c.awaiting_since or '') == '' then
+      redis.call('HSET', conv_key, 'awaiting_since', now, 'awaiting_kind', 'next_response')
+    end
+    if (c.sla_policy or '') ~= '' then
       start_clock('nr')
       if c.sla_res_state == 'paused' then resume_resolution() end
     end
+  end
+  if c.status == 'assigned' or c.status == 'waiting' then
+    R.inbox(c.agent_id, 'message', c, now, {'message_id', ARGV[3], 'message', message})
     if c.status == 'waiting' then
-      -- KPI: the customer waits for the next response from now.
-      if (c.awaiting_since or '') == '' then
-        redis.call('HSET', conv_key, 'awaiting_since', now, 'awaiting_kind', 'next_response')
-      end
       redis.call('HSET', conv_key, 'status', 'assigned')
       R.conv_event(now, emax, 'conversation.customer_replied', c,
         {'agent_id', c.agent_id, 'by', 'customer', 'reason', 'new customer message'})
@@ -204,7 +209,8 @@ else
       'resolved_at', '')
     redis.call('HINCRBY', conv_key, 'reopened', 1)
     redis.call('HSET', conv_key, 'cycle_started_at', now, 'awaiting_since', now,
-      'awaiting_kind', 'next_response')
+      'awaiting_kind', 'next_response', 'awaiting_customer', '0')
+    if c.csat_state == 'asked' then redis.call('HSET', conv_key, 'csat_state', 'expired') end
     if (c.sla_policy or '') ~= '' then
       start_clock('nr')
       start_clock('res')

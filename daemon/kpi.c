@@ -68,9 +68,10 @@ static void histograms(FILE *f, json_t *rt)
                                                 (long long)json_integer_value(
                                                         json_object_get(row, "count")));
                                 else
+                                        /* Large sums arrive as reals
+                                         * (Redis cjson: 14 digits). */
                                         fprintf(f, "\"} %.3f\n",
-                                                (double)json_integer_value(
-                                                        json_object_get(row, "sum_ms")) /
+                                                json_number_value(json_object_get(row, "sum_ms")) /
                                                         1000.0);
                         }
                 }

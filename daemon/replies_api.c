@@ -206,6 +206,14 @@ static void h_post_reply(struct omr_http_request *req, void *arg)
                 json_decref(j);
                 return;
         }
+        if (strcmp(agent, "omnirouted") == 0) {
+                /* The daemon's own messages (acknowledgements, surveys)
+                 * use it; an agent's reply must not pass for one. */
+                omr_http_reply_error(req, 400, "invalid_field",
+                                     "'agent_id' omnirouted is reserved");
+                json_decref(j);
+                return;
+        }
         if (!omr_api_may_act_as(core, req, tok, agent)) {
                 json_decref(j);
                 return;

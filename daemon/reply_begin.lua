@@ -46,6 +46,13 @@ redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2], 'ag
 if ARGV[3] == 'omnirouted' then
   return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or ''}
 end
+-- Only the first take of a reply counts for the lifecycle, clocks and KPIs:
+-- a retry taken over after a daemon died must not stop a clock the
+-- customer has started since.
+if redis.call('HSETNX', KEYS[1], 'taken', '1') == 0 then
+  return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or ''}
+end
+redis.call('HSET', KEYS[2], 'awaiting_customer', '1')
 local st = redis.call('HMGET', KEYS[2], 'status', 'work_key', 'work_id', 'queue', 'priority')
 redis.call('HSETNX', KEYS[2], 'first_response_at', ARGV[5])
 -- KPIs (GET /v1/stats): how long the customer waited for this answer.

@@ -212,14 +212,17 @@ end
 function R.csat_text(language)
   local conf = R.hash(R.key('csat', 'conf'))
   if conf.enabled ~= '1' then return nil, conf end
-  local lang = string.lower(language or '')
+  -- The longest matching tag wins ("pt-BR" before "pt"), whatever order
+  -- the hash returns.
+  local lang, best, best_len = string.lower(language or ''), nil, 0
   for k, v in pairs(conf) do
     local l = string.match(k, '^text:(.+)$')
-    if l and (lang == string.lower(l) or string.sub(lang, 1, #l + 1) == string.lower(l) .. '-') then
-      return v, conf
+    l = l and string.lower(l)
+    if l and (lang == l or string.sub(lang, 1, #l + 1) == l .. '-') and #l > best_len then
+      best, best_len = v, #l
     end
   end
-  return conf['text:' .. (conf.fallback or 'en')], conf
+  return best or conf['text:' .. (conf.fallback or 'en')], conf
 end
 
 function R.event(now, maxlen, fields)

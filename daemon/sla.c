@@ -184,14 +184,14 @@ static int64_t segments_ms(const struct omr_conf_sla_policy *p, const char *json
         return sum;
 }
 
-/* What to store for one pending clock: 10 strings per entry into argv;
+/* What to store for one pending clock: 11 strings per entry into argv;
  * an acknowledgement text, when one is due, into *ack (caller frees). */
 static void plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const char **argv,
                  char **ack)
 {
         const char *member = e->element[0]->str, *policy_name = e->element[2]->str;
         const char *state = e->element[3]->str, *started_s = e->element[4]->str;
-        const char *segments = e->element[6]->str;
+        const char *segments = e->element[6]->str, *fixed = e->element[10]->str;
         const char *clock = strrchr(member, '|');
         const struct omr_conf_sla_policy *p = omr_conf_sla_named(s->core->conf, policy_name);
         argv[0] = member;
@@ -204,35 +204,37 @@ static void plan(struct omr_sla *s, const redisReply *e, char (*buf)[24], const 
         argv[7] = "";
         argv[8] = segments;
         argv[9] = "0";
+        argv[10] = "";
         if (clock == NULL || *started_s == '\0' || strcmp(state, "running") != 0)
                 return;
         clock++;
-        int64_t target = p ? target_of(p, clock) : 0;
-        if (target == OMR_SLA_END_OF_DAY) {
-                /* "By end of business day": the close of the day the clock
-                 * started in (or the next business day when it started
-                 * after hours); what is left of it is the target. */
-                int64_t started0 = strtoll(started_s, NULL, 10);
-                int64_t eod = omr_calendar_end_of_day(p->calendar, started0);
-                target = eod == OMR_NEVER ? 0 : omr_calendar_between(p->calendar, started0, eod);
+        int64_t started = strtoll(started_s, NULL, 10);
+        /* A run keeps the target it started with: a resumed clock (or a
+         * reload) does not move the goal posts, and "end of business day"
+         * stays the day the run began in. */
+        int64_t target = *fixed ? strtoll(fixed, NULL, 10) : p ? target_of(p, clock) : 0;
+        if (!*fixed && p && target == OMR_SLA_END_OF_DAY) {
+                int64_t eod = omr_calendar_end_of_day(p->calendar, started);
+                target = eod == OMR_NEVER ? 0 : omr_calendar_between(p->calendar, started, eod);
                 if (target <= 0)
                         target = 1; /* closing now: due at once */
         }
-        if (target <= 0) {
+        if (p == NULL || target <= 0) {
                 /* No target, or the policy left the config. */
                 argv[4] = "none";
                 return;
         }
-        int64_t started = strtoll(started_s, NULL, 10);
         int64_t elapsed = strtoll(e->element[5]->str, NULL, 10) + segments_ms(p, segments);
         int64_t left = target - elapsed;
         int64_t due = omr_calendar_add(p->calendar, started, left > 0 ? left : 0);
         int64_t warn_left = (int64_t)((double)target * p->warn_at) - elapsed;
         snprintf(buf[0], 24, "%lld", (long long)due);
         snprintf(buf[2], 24, "%lld", (long long)elapsed);
+        snprintf(buf[3], 24, "%lld", (long long)target);
         argv[4] = "due";
         argv[5] = buf[0];
         argv[9] = buf[2];
+        argv[10] = buf[3];
         if (warn_left > 0 && due != OMR_NEVER) {
                 snprintf(buf[1], 24, "%lld",
                          (long long)omr_calendar_add(p->calendar, started, warn_left));
@@ -263,8 +265,8 @@ static void on_pending(const redisReply *r, const char *error, void *arg)
                 return;
         }
         size_t n = r->elements;
-        const char **argv = calloc(6 + 10 * n, sizeof(*argv));
-        char(*buf)[24] = calloc(3 * n, sizeof(*buf));
+        const char **argv = calloc(6 + 11 * n, sizeof(*argv));
+        char(*buf)[24] = calloc(4 * n, sizeof(*buf));
         char **acks = calloc(n, sizeof(*acks));
         char key_sched[256], key_due[256], now[24], emax[24], window[24];
         if (argv == NULL || buf == NULL || acks == NULL) {
@@ -290,10 +292,10 @@ static void on_pending(const redisReply *r, const char *error, void *arg)
         size_t argc = 6;
         for (size_t i = 0; i < n; i++) {
                 const redisReply *e = r->element[i];
-                if (e->type != REDIS_REPLY_ARRAY || e->elements != 10)
+                if (e->type != REDIS_REPLY_ARRAY || e->elements != 11)
                         continue;
-                plan(s, e, &buf[3 * i], &argv[argc], &acks[i]);
-                argc += 10;
+                plan(s, e, &buf[4 * i], &argv[argc], &acks[i]);
+                argc += 11;
         }
         if (omr_store_eval(s->core->store, &s->schedule, on_scheduled, s, 2, (int)argc - 2, argv,
                            NULL) != 0) {
@@ -383,7 +385,11 @@ void omr_sla_sync(struct omr_sla *s)
 void omr_sla_kick(struct omr_core *core)
 {
         struct omr_sla *s = core->sla;
-        if (s && !s->stopped && !s->busy)
+        /* Brought forward, never pushed back: a steady stream of kicks must
+         * not keep postponing the firing. */
+        struct timeval left;
+        if (s && !s->stopped && !s->busy &&
+            (!evtimer_pending(s->timer, &left) || left.tv_sec > 0 || left.tv_usec > 5000))
                 arm(s, 0);
 }
 

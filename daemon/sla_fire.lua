@@ -18,8 +18,9 @@ for i = 1, #items, 2 do
   local member, due = items[i], items[i + 1]
   redis.call('ZREM', due_key, member)
   local id, clock, phase = string.match(member, '^(.+)|(%a+)|(%a+)$')
-  local ck = R.conv_key(id or '')
-  local c = id and R.hash(ck) or {}
+  if not id then id, clock, phase = '', 'none', 'none' end -- not ours: dropped
+  local ck = R.conv_key(id)
+  local c = id ~= '' and R.hash(ck) or {}
   -- Once per run: a resumed resolution clock keeps its warning and breach.
   local done = c['sla_' .. clock .. (phase == 'warn' and '_warned' or '_breached')] == '1'
   if c.id and c['sla_' .. clock .. '_state'] == 'running' and not done then

@@ -6,7 +6,7 @@
 --   member (<conv>|<clock>), schedule score read, state read, started_at read,
 --   action (due|none), a (due ms), b (warn ms or ''),
 --   acknowledgement text to send now ('' for none), segments read, elapsed
---   with those segments added
+--   with those segments added, the run's target (ms)
 local P, now, emax, window = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 
 -- The customer hears when to expect an answer: once per conversation and
@@ -34,10 +34,10 @@ local function acknowledge(conv, ck, text, due)
 end
 
 local n = 0
-for i = 5, #ARGV, 10 do
+for i = 5, #ARGV, 11 do
   local member, score, state, started = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local action, a, b, ack = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
-  local segments, elapsed = ARGV[i + 8], ARGV[i + 9]
+  local segments, elapsed, target = ARGV[i + 8], ARGV[i + 9], ARGV[i + 10]
   local conv, clock = string.match(member, '^(.+)|(%a+)$')
   local ck = P .. 'conv:{' .. (conv or '') .. '}'
   local cur = conv and redis.call('HMGET', ck, 'sla_' .. clock .. '_state',
@@ -45,7 +45,8 @@ for i = 5, #ARGV, 10 do
   if cur[1] == state and (cur[2] or '') == started and (cur[3] or '') == segments then
     if action == 'due' then
       redis.call('HSET', ck, 'sla_' .. clock .. '_due', a, 'sla_' .. clock .. '_warn_at', b,
-        'sla_' .. clock .. '_elapsed', elapsed, 'sla_' .. clock .. '_segments', '[]')
+        'sla_' .. clock .. '_elapsed', elapsed, 'sla_' .. clock .. '_segments', '[]',
+        'sla_' .. clock .. '_target', target)
       redis.call('ZADD', KEYS[2], a, member .. '|breach')
       if b ~= '' then redis.call('ZADD', KEYS[2], b, member .. '|warn') end
       if ack ~= '' then acknowledge(conv, ck, ack, a) end

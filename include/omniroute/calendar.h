@@ -16,6 +16,9 @@ struct omr_hours_range {
         int start, end;
 };
 
+/* Ranges per day a calendar may have (config refuses more). */
+#define OMR_CALENDAR_MAX_RANGES 8
+
 struct omr_holiday {
         int year; /* 0: every year */
         int month, day;

@@ -151,3 +151,35 @@ def test_kpis_on_metrics(start_daemon, sms_config, tmp_path, rdb):
     assert 'omr_sla_clocks_total{clock="fr",channel="sms",queue="support",outcome="hit"} 1' in text
     assert 'omr_queue_waiting{queue="support"} 0' in text
     assert f'omr_agent_open_conversations{{agent="{AGENT}",presence="online"}} 0' in text
+
+
+@pytest.mark.timeout(30)
+def test_no_survey_to_machines_and_a_new_one_after_reopen(start_daemon, sms_config, tmp_path,
+                                                         rdb):
+    import requests
+    from conftest import SECRETS, body_bytes, payload, signed_headers
+    csat = {"enabled": True, "templates": {"en": "Rate us 1-5"}}
+    (d,) = start(start_daemon, sms_config, tmp_path, csat=csat)
+
+    def post(**over):
+        raw = body_bytes(payload(**over))
+        r = requests.post(d.url("/v1/inbound/shop"), data=raw,
+                          headers=signed_headers(SECRETS["shop"], raw), timeout=5)
+        assert r.status_code == 200, r.text
+        return r.json()["conversation_id"]
+
+    robot = post(auto_submitted=True, text="Automatic reply: I am away this week.")
+    wait_for(lambda: conv_hash(rdb, robot).get("status") == "assigned" or None, 5, "assigned")
+    assert api(d).resolve(robot, AGENT).status_code == 200
+    assert not daemon_messages(rdb, robot, "csat")
+
+    who = new_msisdn()
+    conv = say(d, rdb, who, "Hello, my parcel has not arrived yet, can you check?")
+    wait_for(lambda: conv_hash(rdb, conv).get("status") == "assigned" or None, 5, "assigned")
+    assert api(d).resolve(conv, AGENT).status_code == 200
+    assert len(daemon_messages(rdb, conv, "csat")) == 1
+    assert say(d, rdb, who, "Actually, one more question") == conv   # not an answer: reopens
+    assert conv_hash(rdb, conv)["csat_state"] == "expired"
+    wait_for(lambda: conv_hash(rdb, conv).get("status") == "assigned" or None, 5, "assigned")
+    assert api(d).resolve(conv, AGENT).status_code == 200
+    assert len(daemon_messages(rdb, conv, "csat")) == 2                # asked again

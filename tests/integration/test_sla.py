@@ -538,3 +538,30 @@ def test_warn_at_out_of_range(tmp_path, value):
     cfg["sla"] = {"policies": [{"name": "p", "first_response": "1m", "warn_at": value}]}
     path, lines, r = _check(tmp_path, cfg)
     _assert_error(path, r, _line(lines, "warn_at:"), ["warn_at"])
+
+
+@pytest.mark.timeout(30)
+def test_customer_answer_after_a_transfer_resumes_the_clocks(start_daemon, sms_config, tmp_path,
+                                                             rdb):
+    """The agent replied, then the conversation was transferred (no longer
+    `waiting`): the customer's answer still starts next response and resumes
+    resolution (review finding: they stayed paused for good)."""
+    cfg = sla_config(sms_config, tmp_path, [{"name": "p", "next_response": "30s",
+                                             "resolution": "1h"}], agents=("ana", "bob"))
+    d = start_daemon(cfg)
+    api(d).online("ana", "bob")
+    who = new_msisdn()
+    conv = say(d, rdb, who)
+    holder = assigned_agent(rdb, conv)
+    computed(rdb, conv, "res")
+    reply(d, rdb, conv, agent=holder)
+    assert conv_hash(rdb, conv)["sla_res_state"] == "paused"
+    other = "bob" if holder == "ana" else "ana"
+    r = api(d).transfer(conv, holder, to_agent=other)
+    assert r.status_code == 200, r.text
+    assert conv_hash(rdb, conv)["status"] == "assigned"
+    assert say(d, rdb, who, "Thanks, here is my order number 12345") == conv
+    h = conv_hash(rdb, conv)
+    assert h["sla_res_state"] == "running" and h["sla_nr_state"] == "running", h
+    h = computed(rdb, conv, "nr")
+    assert int(h["sla_nr_due"]) == int(h["sla_nr_started_at"]) + 30000, h

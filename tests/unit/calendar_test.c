@@ -474,6 +474,17 @@ static void test_end_of_day(void **state)
         }
         assert_int_equal(omr_calendar_end_of_day(NULL, utc(2026, 11, 23, 15, 0)),
                          utc(2026, 11, 24, 0, 0));
+        /* Whole days that touch at midnight still end each day. */
+        static const char *const whole[7] = {"00:00-24:00", "00:00-24:00", "00:00-24:00",
+                                             "00:00-24:00", "00:00-24:00", NULL,
+                                             NULL};
+        struct omr_calendar wd;
+        build(&wd, "America/New_York", whole, NULL, 0);
+        assert_int_equal(omr_calendar_end_of_day(&wd, utc(2026, 11, 16, 15, 0)),
+                         utc(2026, 11, 17, 5, 0)); /* Mon 10:00 EST -> Tue 00:00 EST */
+        assert_int_equal(omr_calendar_end_of_day(&wd, utc(2026, 11, 21, 15, 0)),
+                         utc(2026, 11, 24, 5, 0)); /* Sat -> Mon's end, Tue 00:00 EST */
+        omr_calendar_clear(&wd);
         struct omr_calendar never;
         make(NEVER_OPEN, &never);
         assert_true(omr_calendar_end_of_day(&never, utc(2026, 11, 23, 15, 0)) == OMR_NEVER);
