@@ -3,6 +3,7 @@
  * email to the agent). Same rules as conf.c: typed, validated once, every
  * error with file:line. */
 #include <ctype.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +150,12 @@ static int wh_events(struct cy *cy, yaml_node_t *v, void *obj)
         return event_list(cy, v, "notify.webhooks[].events", &w->events, &w->n_events);
 }
 
+static bool webhook_complete(const void *p)
+{
+        const struct omr_conf_webhook *w = p;
+        return w->name && w->url;
+}
+
 static int notify_webhooks(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
@@ -162,36 +169,19 @@ static int notify_webhooks(struct cy *cy, yaml_node_t *v, void *obj)
                 {"events", wh_events},
                 {NULL, NULL},
         };
+        static const struct seq_spec spec = {
+                "notify.webhooks[]",
+                keys,
+                sizeof(struct omr_conf_webhook),
+                offsetof(struct omr_conf_webhook, name),
+                offsetof(struct omr_conf_webhook, line),
+                "a webhook needs 'name' and 'url' (or 'url_file')",
+                webhook_complete,
+        };
         struct omr_conf *c = obj;
-        if (v->type != YAML_SEQUENCE_NODE) {
-                cy_error(cy, v, "'notify.webhooks' must be a list");
-                return -1;
-        }
-        size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
-        c->notify.webhooks = calloc(n ? n : 1, sizeof(*c->notify.webhooks));
-        if (c->notify.webhooks == NULL)
-                return -1;
-        int rc = 0;
-        for (size_t i = 0; i < n; i++) {
-                yaml_node_t *item =
-                        yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);
-                struct omr_conf_webhook *w = &c->notify.webhooks[c->notify.n_webhooks++];
-                w->line = cy_line(item);
-                if (cy_mapping(cy, item, "notify.webhooks[]", keys, w) != 0) {
-                        rc = -1;
-                        continue;
-                }
-                if (w->name == NULL || w->url == NULL) {
-                        cy_error(cy, item, "a webhook needs 'name' and 'url' (or 'url_file')");
-                        rc = -1;
-                        continue;
-                }
-                for (size_t j = 0; j + 1 < c->notify.n_webhooks; j++) {
-                        if (strcmp(c->notify.webhooks[j].name, w->name) == 0) {
-                                cy_error(cy, item, "webhook '%s' is defined twice", w->name);
-                                rc = -1;
-                        }
-                }
+        int rc = cy_named_seq(cy, v, &spec, (void **)&c->notify.webhooks, &c->notify.n_webhooks);
+        for (size_t i = 0; i < c->notify.n_webhooks; i++) {
+                struct omr_conf_webhook *w = &c->notify.webhooks[i];
                 if (default_events(&w->events, &w->n_events))
                         rc = -1;
         }

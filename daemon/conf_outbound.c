@@ -69,17 +69,8 @@ static int token_file(struct cy *cy, yaml_node_t *v, void *obj)
 
 /* Sequences of named mappings share this walk: allocate, parse each item
  * with its key table, require the listed members, refuse duplicate names. */
-struct seq_spec {
-        const char *section;
-        const struct cy_key *keys;
-        size_t item_size;
-        size_t name_offset, line_offset;
-        const char *required; /* sentence for a missing required member */
-        bool (*complete)(const void *item);
-};
-
-static int parse_seq(struct cy *cy, yaml_node_t *v, const struct seq_spec *sp, void **items,
-                     size_t *n_items)
+int cy_named_seq(struct cy *cy, yaml_node_t *v, const struct seq_spec *sp, void **items,
+                 size_t *n_items)
 {
         if (v->type != YAML_SEQUENCE_NODE) {
                 cy_error(cy, v, "'%s' must be a list", sp->section);
@@ -158,7 +149,7 @@ static int sec_tokens(struct cy *cy, yaml_node_t *v, void *obj)
                 token_complete,
         };
         struct omr_conf *c = obj;
-        return parse_seq(cy, v, &spec, (void **)&c->tokens, &c->n_tokens);
+        return cy_named_seq(cy, v, &spec, (void **)&c->tokens, &c->n_tokens);
 }
 
 /* The top-level `api:` section holds only tokens today. */
@@ -242,7 +233,7 @@ static int twilio_accounts(struct cy *cy, yaml_node_t *v, void *obj)
                 twilio_complete,
         };
         struct omr_conf *c = obj;
-        int rc = parse_seq(cy, v, &spec, (void **)&c->twilio, &c->n_twilio);
+        int rc = cy_named_seq(cy, v, &spec, (void **)&c->twilio, &c->n_twilio);
         for (size_t i = 0; i < c->n_twilio; i++)
                 if (c->twilio[i].api_base == NULL)
                         c->twilio[i].api_base = strdup("https://api.twilio.com");
@@ -327,7 +318,7 @@ static int vonage_accounts(struct cy *cy, yaml_node_t *v, void *obj)
                 vonage_complete,
         };
         struct omr_conf *c = obj;
-        int rc = parse_seq(cy, v, &spec, (void **)&c->vonage, &c->n_vonage);
+        int rc = cy_named_seq(cy, v, &spec, (void **)&c->vonage, &c->n_vonage);
         for (size_t i = 0; i < c->n_vonage; i++) {
                 yaml_node_t *item =
                         yaml_document_get_node(&cy->doc, v->data.sequence.items.start[i]);

@@ -42,6 +42,19 @@ int cy_size(struct cy *cy, yaml_node_t *n, const char *what, size_t *out);
 /* A scalar or a sequence of scalars, as a NULL-free array of copies. */
 int cy_string_list(struct cy *cy, yaml_node_t *n, const char *what, char ***out, size_t *n_out);
 
+/* A sequence of mappings with a unique `name` ([A-Za-z0-9_.-]{1,64}) into
+ * a new array of item_size elements (conf_outbound.c). */
+struct seq_spec {
+        const char *section;
+        const struct cy_key *keys;
+        size_t item_size;
+        size_t name_offset, line_offset;
+        const char *required; /* sentence for a missing required member */
+        bool (*complete)(const void *item);
+};
+int cy_named_seq(struct cy *cy, yaml_node_t *v, const struct seq_spec *sp, void **items,
+                 size_t *n_items);
+
 /* Reads a secret file named by the scalar n (relative paths: systemd's
  * $CREDENTIALS_DIRECTORY first, then beside the config file): content
  * without trailing newlines, at most 4 KiB, not empty. */

@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "core_priv.h"
@@ -76,19 +75,6 @@ static bool configured(const struct omr_conf *c)
 
 /* --- outcomes ------------------------------------------------------------------ */
 
-static int64_t backoff_ms(int attempt_no)
-{
-        int64_t ms = BACKOFF_MIN_MS;
-        for (int i = 1; i < attempt_no && ms < BACKOFF_MAX_MS; i++)
-                ms *= 2;
-        if (ms > BACKOFF_MAX_MS)
-                ms = BACKOFF_MAX_MS;
-        unsigned short j = 0;
-        if (getrandom(&j, sizeof(j), 0) != sizeof(j))
-                j = 0;
-        return ms / 2 + (int64_t)(j % (unsigned)(ms / 2 + 1));
-}
-
 static void on_recorded(const redisReply *r, const char *error, void *arg)
 {
         struct omr_notify *n = arg;
@@ -107,7 +93,9 @@ static void finish(struct attempt *a, bool ok, bool retryable, long status, cons
         const char *outcome = ok ? "delivered" : "failed";
         int64_t next = 0;
         if (!ok && retryable) {
-                int64_t wait = retry_after_ms >= 0 ? retry_after_ms : backoff_ms(a->attempts);
+                int64_t wait = retry_after_ms >= 0 ? retry_after_ms
+                                                   : omr_backoff_ms(a->attempts, BACKOFF_MIN_MS,
+                                                                    BACKOFF_MAX_MS);
                 if (now + wait - a->created_at <= n->core->conf->notify.give_up_after_ms) {
                         outcome = "retry";
                         next = now + wait;

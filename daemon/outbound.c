@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "core_priv.h"
@@ -238,19 +237,6 @@ static void finish(struct delivery *d)
 
 /* --- attempts ------------------------------------------------------------ */
 
-static int64_t backoff_ms(int attempt_no)
-{
-        int64_t ms = BACKOFF_MIN_MS;
-        for (int i = 1; i < attempt_no && ms < BACKOFF_MAX_MS; i++)
-                ms *= 2;
-        if (ms > BACKOFF_MAX_MS)
-                ms = BACKOFF_MAX_MS;
-        unsigned short j = 0;
-        if (getrandom(&j, sizeof(j), 0) != sizeof(j))
-                j = 0;
-        return ms / 2 + (int64_t)(j % (unsigned)(ms / 2 + 1)); /* jitter: [ms/2, ms] */
-}
-
 static void set_outcome(struct delivery *d, bool sent, const char *provider_id, const char *error)
 {
         d->sent = sent;
@@ -299,7 +285,7 @@ static void on_sent(const struct omr_send_result *res, void *arg)
                 finish(d);
                 return;
         }
-        int64_t delay = backoff_ms(d->attempt);
+        int64_t delay = omr_backoff_ms(d->attempt, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
         if (res->retry_after_ms > delay)
                 delay = res->retry_after_ms;
         if (omr_mono_ms() + delay > d->deadline_ms) {

@@ -1,8 +1,10 @@
-/* timefmt.c — RFC 3339 formatting and strict parsing, and the clocks.
- * Pure except for the two clock readers. */
+/* timefmt.c — RFC 3339 formatting and strict parsing, the clocks, and
+ * retry backoff.
+ * Pure except for the clock readers and the backoff jitter. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <sys/random.h>
 #include <string.h>
 #include <time.h>
 
@@ -115,4 +117,17 @@ int omr_time_parse(const char *s, int64_t *ms)
         int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset_min * 60;
         *ms = secs * 1000 + frac_ms;
         return 0;
+}
+
+int64_t omr_backoff_ms(int attempt_no, int64_t min_ms, int64_t max_ms)
+{
+        int64_t ms = min_ms;
+        for (int i = 1; i < attempt_no && ms < max_ms; i++)
+                ms *= 2;
+        if (ms > max_ms)
+                ms = max_ms;
+        unsigned short j = 0;
+        if (getrandom(&j, sizeof(j), 0) != sizeof(j))
+                j = 0;
+        return ms / 2 + (int64_t)(j % (unsigned)(ms / 2 + 1));
 }

@@ -14,6 +14,9 @@ void omr_time_format(int64_t ms, char *out);
 int omr_time_parse(const char *s, int64_t *ms);
 /* Wall clock in ms (CLOCK_REALTIME) and a monotonic clock in ms. */
 int64_t omr_now_ms(void);
+/* Retry delay for attempt n (1-based): min doubling up to max, with
+ * jitter in [half, full] so retrying clients spread out. */
+int64_t omr_backoff_ms(int attempt_no, int64_t min_ms, int64_t max_ms);
 int64_t omr_mono_ms(void);
 
 #endif
