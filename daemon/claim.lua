@@ -60,17 +60,21 @@ end
 -- How far one claim looks, so that a claim stays a bounded script however
 -- long a backlog is: expired or returned claims (paged), then undelivered
 -- entries (docs/routing.md, "Limits").
+-- Pages start small and double: the first entry usually fits, and a
+-- claim reads only what it needs (benchmark: reading 200 entries at once
+-- was most of a claim's cost).
 local PENDING_PAGE, PENDING_MAX, UNDELIVERED_MAX = 100, 1000, 200
+local FIRST_PAGE = 8
 
 -- Best candidate in one stream: the oldest expired or returned claim, else
 -- the oldest undelivered entry. Returns {key, id, conv, skip} where skip is
 -- the number of undelivered entries in front of it (nil for a pending one).
 local function candidate(key, conf)
   if redis.call('EXISTS', key) == 0 then return nil end
-  local from, seen = '-', 0
+  local from, seen, size = '-', 0, FIRST_PAGE
   while seen < PENDING_MAX do
     local page = redis.call('XPENDING', key, 'agents', 'IDLE', conf.claim_timeout, from, '+',
-      PENDING_PAGE)
+      size)
     for _, p in ipairs(page) do
       local id = p[1]
       local e = redis.call('XRANGE', key, id, id)[1]
@@ -82,8 +86,9 @@ local function candidate(key, conf)
       end
     end
     seen = seen + #page
-    if #page < PENDING_PAGE then break end
+    if #page < size then break end
     from = '(' .. page[#page][1]
+    size = math.min(size * 2, PENDING_PAGE)
   end
   local last = '0-0'
   for _, g in ipairs(redis.call('XINFO', 'GROUPS', key)) do
@@ -91,13 +96,20 @@ local function candidate(key, conf)
     for i = 1, #g, 2 do h[g[i]] = g[i + 1] end
     if h.name == 'agents' then last = h['last-delivered-id'] end
   end
-  local skip, dead = 0, 0
-  for _, e in ipairs(redis.call('XRANGE', key, '(' .. last, '+', 'COUNT', UNDELIVERED_MAX)) do
-    local c = entry_conv(e[2])
-    local alive = c.id and live(c, key, e[1])
-    if alive and fits(c, conf) then return {key, e[1], c, skip} end
-    if not alive and dead == skip then dead = dead + 1 end
-    skip = skip + 1
+  local skip, dead, size, after = 0, 0, FIRST_PAGE, last
+  while skip < UNDELIVERED_MAX do
+    local page = redis.call('XRANGE', key, '(' .. after, '+', 'COUNT',
+      math.min(size, UNDELIVERED_MAX - skip))
+    for _, e in ipairs(page) do
+      local c = entry_conv(e[2])
+      local alive = c.id and live(c, key, e[1])
+      if alive and fits(c, conf) then return {key, e[1], c, skip} end
+      if not alive and dead == skip then dead = dead + 1 end
+      skip = skip + 1
+    end
+    if #page < size then break end
+    after = page[#page][1]
+    size = size * 2
   end
   if dead > 0 then
     -- Entries at the head whose conversations moved on (resolved or
