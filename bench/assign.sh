@@ -536,8 +536,15 @@ if has_phase ceiling; then
     MSG_CH=$(rcli --raw HGET "${PREFIX}conv:{$CID}" channel)
     ISHA=$(sha1sum <"$TMP/ingest.combined.lua" | cut -d' ' -f1)
     CSHA=$(sha1sum <"$TMP/claim.combined.lua" | cut -d' ' -f1)
+    # The daemons loaded their embedded scripts into this Redis (SCRIPT
+    # LOAD survives FLUSHALL): the same SHA means the same text as the files.
     SCRIPT_MATCH=$(rcli SCRIPT EXISTS "$ISHA" | awk 'NR == 1')
     [[ $SCRIPT_MATCH == 1 ]] || say "assign.sh: warning: the daemon's ingest script differs from daemon/routing.lua + ingest.lua (stale build?)"
+    CLAIM_MATCH=n/a
+    if has_phase pull || has_phase accept; then
+        CLAIM_MATCH=$(rcli SCRIPT EXISTS "$CSHA" | awk 'NR == 1')
+        [[ $CLAIM_MATCH == 1 ]] || say "assign.sh: warning: the daemon's claim script differs from daemon/routing.lua + claim.lua (stale build?)"
+    fi
     [[ $(rcli -x SCRIPT LOAD <"$TMP/ingest.combined.lua") == "$ISHA" ]] || die "SCRIPT LOAD ingest failed"
     [[ $(rcli -x SCRIPT LOAD <"$TMP/claim.combined.lua") == "$CSHA" ]] || die "SCRIPT LOAD claim failed"
     rcli DEL "${PREFIX}queue:$PULLQ:normal" >/dev/null
@@ -610,7 +617,7 @@ cat <<EOF
 
 == omnirouted assignment benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')
 machine : nproc=$(nproc), CPU: $CPU_MODEL, ${MEM_GB} GB RAM, Linux $(uname -r)
-software: $VERSION (sha1 $BIN_ID), redis $REDIS_V
+software: $VERSION (sha1 $BIN_ID), redis $REDIS_V$(has_phase ceiling && printf '\n          daemon runs the scripts of the files: ingest %s, claim %s' "$( [[ $SCRIPT_MATCH == 1 ]] && echo yes || echo "NO (stale build?)")" "$( [[ $CLAIM_MATCH == 1 ]] && echo yes || { [[ $CLAIM_MATCH == n/a ]] && echo n/a || echo "NO (stale build?)"; })")
 load    : loadavg before $LOAD_BEFORE, after $LOAD_AFTER; background busy 1 s before/after: $BG_BEFORE% / $BG_AFTER% (100% = one core)
 settings: N=$N new conversations per phase (one customer each, sms/chat 5:3), $AGENTS agents x capacity $CAPACITY
           per channel, push queue least_busy offer_timeout 0, wrk $CONNECTIONS connections / $THREADS threads

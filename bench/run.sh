@@ -339,7 +339,9 @@ NOW_MS=$(( $(date +%s) * 1000 ))
 # names 32 conversations like the webhook traffic (the first call of each
 # opens it, in the pull queue $QUEUE: one band-stream entry; the others are
 # follow-ups, logged only); the dedup key joins 8 draws (32^8 ~ 1e12 keys),
-# so practically every call stores a message.
+# so practically every call stores a message, and the candidate conversation
+# id 6 (two of the 32 new conversations drawing the same id from 32^2 would
+# share one log: a 38% chance per run).
 EVAL_CMD=(EVALSHA "$SHA" 3
     "${PREFIX}dedup:api:$ADAPTER:m-$R$R$R$R$R$R$R$R"
     "${PREFIX}thread:sms:00000000000000000000$R"
