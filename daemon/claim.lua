@@ -173,10 +173,7 @@ if best then
     R.conv_event(now, emax, 'conversation.claim_expired', c, {'agent_id', c.agent_id,
       'by', 'omnirouted', 'reason', 'not accepted within claim_timeout'})
   end
-  redis.call('ZREM', R.key('queue', c.queue, 'waiting'), c.id)
-  local load = R.set_load(me, c.channel, 1)
-  redis.call('HSET', R.key('agent', me), 'last_assigned_at', now)
-  R.mark_assigned(c, me, 'pull', opts, load, R.capacity(a, c.channel))
+  R.give(c, a, 'pull', 0, opts)
   return {'claimed', c.id, 'pull', redis.call('HGETALL', R.conv_key(c.id))}
 end
 return {'none'}

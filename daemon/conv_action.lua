@@ -58,10 +58,7 @@ if action == 'accept' then
       return {'error', 'at_capacity', who .. ' has no room for another ' .. c.channel ..
         ' conversation'}
     end
-    redis.call('ZREM', R.key('queue', c.queue, 'waiting'), id)
-    local load = R.set_load(who, c.channel, 1)
-    redis.call('HSET', R.key('agent', who), 'last_assigned_at', now)
-    R.mark_assigned(c, who, 'pull', opts, load, R.capacity(a, c.channel))
+    R.give(c, a, 'pull', 0, opts)
     R.ack_work(c)
     return ok('assigned', '')
   end

@@ -5,11 +5,24 @@ outbound path to the fake Vonage API; neither counts as an agent's reply."""
 
 import datetime
 
+import requests
+
 import pytest
 
+from conftest import SECRETS, body_bytes, payload, signed_headers
 from assign_helpers import conv_hash, events, wait_event, wait_for
 from sla_helpers import AGENT, api, new_msisdn, opened_at, reply, say, second_config, sla_config
 
+
+
+def post_api(d, **over):
+    """A message through the generic webhook (adapter "shop"); returns its
+    conversation id."""
+    raw = body_bytes(payload(**over))
+    r = requests.post(d.url("/v1/inbound/shop"), data=raw,
+                      headers=signed_headers(SECRETS["shop"], raw), timeout=5)
+    assert r.status_code == 200, r.text
+    return r.json()["conversation_id"]
 
 def start(start_daemon, sms_config, tmp_path, n=1, **sla_extra):
     cfg = sla_config(sms_config, tmp_path, [{"name": "sms", "first_response": "2h",
@@ -103,19 +116,10 @@ def test_csat_survey_answer_is_recorded_and_does_not_reopen(
 def test_auto_submitted_message_is_never_acknowledged(start_daemon, sms_config, tmp_path, rdb):
     """An adapter marks an auto-reply or bulk message (auto_submitted): no
     acknowledgement, so two auto-responders never talk to each other."""
-    import requests
-    from conftest import SECRETS, body_bytes, payload, signed_headers
     (d,) = start(start_daemon, sms_config, tmp_path, acknowledge=ACK)
 
-    def post(**over):
-        raw = body_bytes(payload(**over))
-        r = requests.post(d.url("/v1/inbound/shop"), data=raw,
-                          headers=signed_headers(SECRETS["shop"], raw), timeout=5)
-        assert r.status_code == 200, r.text
-        return r.json()["conversation_id"]
-
-    robot = post(auto_submitted=True, text="I am out of the office until Monday.")
-    human = post(text="Hello, where is my order? It has been two weeks.")
+    robot = post_api(d, auto_submitted=True, text="I am out of the office until Monday.")
+    human = post_api(d, text="Hello, where is my order? It has been two weeks.")
     wait_event(rdb, "conversation.acknowledged", conv=human, timeout=5)
     wait_for(lambda: conv_hash(rdb, robot).get("sla_fr_due") or None, 5, "fr due computed")
     assert conv_hash(rdb, robot)["sla_ack"] == "skipped: auto-submitted"
@@ -129,7 +133,6 @@ def test_auto_submitted_message_is_never_acknowledged(start_daemon, sms_config, 
 def test_kpis_on_metrics(start_daemon, sms_config, tmp_path, rdb):
     """/metrics carries the shared KPIs (refreshed from Redis every 10 s):
     response-time histograms, SLA outcomes, CSAT, backlog, agents' load."""
-    import requests
     csat = {"enabled": True, "templates": {"en": "Rate us 1-5"}}
     (d,) = start(start_daemon, sms_config, tmp_path, csat=csat)
     who = new_msisdn()
@@ -156,19 +159,10 @@ def test_kpis_on_metrics(start_daemon, sms_config, tmp_path, rdb):
 @pytest.mark.timeout(30)
 def test_no_survey_to_machines_and_a_new_one_after_reopen(start_daemon, sms_config, tmp_path,
                                                          rdb):
-    import requests
-    from conftest import SECRETS, body_bytes, payload, signed_headers
     csat = {"enabled": True, "templates": {"en": "Rate us 1-5"}}
     (d,) = start(start_daemon, sms_config, tmp_path, csat=csat)
 
-    def post(**over):
-        raw = body_bytes(payload(**over))
-        r = requests.post(d.url("/v1/inbound/shop"), data=raw,
-                          headers=signed_headers(SECRETS["shop"], raw), timeout=5)
-        assert r.status_code == 200, r.text
-        return r.json()["conversation_id"]
-
-    robot = post(auto_submitted=True, text="Automatic reply: I am away this week.")
+    robot = post_api(d, auto_submitted=True, text="Automatic reply: I am away this week.")
     wait_for(lambda: conv_hash(rdb, robot).get("status") == "assigned" or None, 5, "assigned")
     assert api(d).resolve(robot, AGENT).status_code == 200
     assert not daemon_messages(rdb, robot, "csat")
