@@ -449,6 +449,7 @@ static int sec_connectors(struct cy *cy, yaml_node_t *v, void *obj)
         static const struct cy_key keys[] = {{"api", conn_api},
                                              {"twilio", omr_conf_sec_twilio},
                                              {"vonage", omr_conf_sec_vonage},
+                                             {"email", omr_conf_sec_email},
                                              {NULL, NULL}};
         return cy_mapping(cy, v, "connectors", keys, obj);
 }
@@ -582,6 +583,7 @@ void omr_conf_free(struct omr_conf *c)
         omr_conf_free_notify(c);
         omr_conf_free_sla(c);
         omr_conf_free_outbound(c);
+        omr_conf_free_email(c);
         free(c);
 }
 

@@ -243,6 +243,9 @@ void omr_core_reload(struct omr_core *core)
         omr_assign_sync(core->assign);
         omr_notify_sync(core->notify);
         omr_sla_sync(core->sla);
+        for (size_t i = 0; i < core->n_connectors; i++)
+                if (core->connectors[i].ops->reload)
+                        core->connectors[i].ops->reload(&core->connectors[i], next);
         omr_metrics_inc(core->metrics, OMR_M_CONFIG_RELOADS, "ok", NULL);
         omr_log(LOG_INFO, "conf", "configuration reloaded path=%s rules=%zu adapters=%zu",
                 next->path, next->routing.n_rules, next->api.n_adapters);

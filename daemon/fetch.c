@@ -35,6 +35,7 @@ struct xfer {
         char *buf;     /* response body */
         size_t len, cap;
         bool truncated;
+        size_t max_body;
         int64_t retry_after_ms;
         omr_fetch_done_fn done;
         void *arg;
@@ -71,7 +72,7 @@ static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
         struct xfer *x = arg;
         size_t len = size * n;
-        if (x->len + len > BODY_MAX) {
+        if (x->len + len > x->max_body) {
                 x->truncated = true;
                 return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
         }
@@ -114,8 +115,9 @@ static void finish(struct xfer *x, CURLcode rc)
                 curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r.status);
                 r.reached = true;
         } else {
-                r.error = x->truncated ? "response larger than 1 MiB"
+                r.error = x->truncated ? "response larger than the limit"
                                        : (x->error[0] ? x->error : curl_easy_strerror(rc));
+                r.too_large = x->truncated;
                 /* Only failures before any byte was sent are certain not to
                  * have reached the provider. */
                 r.reached = !(rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
@@ -247,8 +249,17 @@ int omr_fetch(struct omr_fetcher *f, const struct omr_fetch_request *req, omr_fe
                 return -ENOMEM;
         }
         CURL *e = x->easy;
+        x->max_body = req->max_body ? req->max_body : BODY_MAX;
+        bool imap = strncmp(req->url, "imap", 4) == 0;
         curl_easy_setopt(e, CURLOPT_URL, req->url);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, imap ? "imap,imaps" : "http,https");
+        if (imap) {
+                curl_easy_setopt(e, CURLOPT_USERNAME, req->username);
+                curl_easy_setopt(e, CURLOPT_PASSWORD, req->password);
+                curl_easy_setopt(e, CURLOPT_USE_SSL, (long)req->use_ssl);
+                /* NULL: what the URL names (a message by UID). */
+                curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->imap_command);
+        }
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 15000L);
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
@@ -271,7 +282,8 @@ int omr_fetch(struct omr_fetcher *f, const struct omr_fetch_request *req, omr_fe
                 curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body_in);
                 curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         }
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+        if (!imap)
+                curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
         char ct[256];
         if (req->content_type) {
                 snprintf(ct, sizeof(ct), "Content-Type: %s", req->content_type);

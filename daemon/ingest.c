@@ -263,6 +263,10 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
                 sla ? sla->name : "",
                 sla_r ? sla_r->name : "",
                 msg->auto_submitted ? "1" : "0",
+                msg->conversation_hint ? msg->conversation_hint : "",
+                msg->external_id,
+                msg->thread_key ? msg->thread_key : "",
+                msg->subject ? msg->subject : "",
         };
         enum { NARGV = sizeof(argv) / sizeof(argv[0]) };
         int rc = -1;

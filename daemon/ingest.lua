@@ -20,7 +20,10 @@
 --       18 required skills (JSON array), 19 vip (1|0),
 --       20-23 queue, priority, rule, skills when the customer is returning,
 --       24-25 SLA policy (new customer, returning customer; '' for none),
---       26 auto-submitted (1|0: never acknowledged)
+--       26 auto-submitted (1|0: never acknowledged),
+--       27 conversation the connector verified the message belongs to ('' none),
+--       28 external id, 29 thread reference, 30 subject (kept on the
+--       conversation for replies: email In-Reply-To / References / Re:)
 -- Returns {status, conversation_id, message_id, queue, new(1|0), mode}
 -- where mode is the queue's mode when the conversation (re)entered a queue
 -- ('push': the caller runs the dispatcher), else ''.
@@ -49,6 +52,15 @@ local customer_key = prefix .. 'customer:' .. ARGV[6] .. ':' .. ARGV[7]
 
 local conv = redis.call('GET', KEYS[2])
 local new = 0
+-- A conversation named by a signed reference (an email reply token) wins
+-- over the thread key, and the thread key is bound to it below so the
+-- rest of that thread follows.
+local bind = false
+local hint = ARGV[27] or ''
+if hint ~= '' and hint ~= conv and redis.call('EXISTS', R.conv_key(hint)) == 1 then
+  conv = hint
+  bind = true
+end
 if not conv then
   conv = ARGV[2]
   new = 1
@@ -169,6 +181,7 @@ if new == 1 then
     by = 'customer', reason = rule ~= '' and ('rule ' .. rule) or 'default route',
     message = message}).mode
 else
+  if bind then redis.call('SET', KEYS[2], conv) end
   redis.call('HSET', conv_key, 'updated_at', now, 'last_inbound_at', now)
   if ARGV[8] ~= '' then redis.call('HSET', conv_key, 'customer_name', ARGV[8]) end
   redis.call('HINCRBY', conv_key, 'message_count', 1)
@@ -222,6 +235,11 @@ else
       by = 'customer', reason = 'new customer message', message = message}).mode
   end
 end
+
+-- What a reply needs to thread on the customer's side.
+redis.call('HSET', conv_key, 'last_in_external_id', ARGV[28] or '')
+if (ARGV[29] or '') ~= '' then redis.call('HSETNX', conv_key, 'thread_ref', ARGV[29]) end
+if (ARGV[30] or '') ~= '' then redis.call('HSETNX', conv_key, 'subject', ARGV[30]) end
 
 redis.call('SET', KEYS[1], conv .. ' ' .. ARGV[3] .. ' ' .. queue, 'EX', ARGV[14])
 

@@ -225,7 +225,7 @@ int omr_mailer_send(struct omr_mailer *mq, const struct omr_mail *mail, omr_mail
                     void *arg)
 {
         /* Header injection: none of these may break a line. */
-        const char *fields[] = {mail->from, mail->to, mail->subject};
+        const char *fields[] = {mail->from, mail->to, mail->message ? "" : mail->subject};
         for (size_t i = 0; i < 3; i++)
                 if (fields[i] == NULL || strpbrk(fields[i], "\r\n"))
                         return -EINVAL;
@@ -237,7 +237,7 @@ int omr_mailer_send(struct omr_mailer *mq, const struct omr_mail *mail, omr_mail
         j->to = strdup(mail->to);
         j->user = mail->user ? strdup(mail->user) : NULL;
         j->password = mail->password ? strdup(mail->password) : NULL;
-        j->message = compose(mail);
+        j->message = mail->message ? strdup(mail->message) : compose(mail);
         j->starttls = mail->starttls;
         j->timeout_ms = mail->timeout_ms;
         j->done = done;

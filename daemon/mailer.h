@@ -17,6 +17,9 @@ struct omr_mail {
         int starttls;                /* enum omr_starttls */
         long timeout_ms;
         const char *const *headers; /* extra "Name: value" lines, NULL-terminated */
+        /* A complete RFC 5322 message (CRLF line ends) to send as is; then
+         * from/to are only the envelope and subject/body/headers unused. */
+        const char *message;
 };
 
 /* Runs on the loop thread. ok: the server accepted the message. permanent:

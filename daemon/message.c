@@ -68,6 +68,9 @@ void omr_message_free(struct omr_message *m)
         free(m->subject);
         free(m->text);
         free(m->html);
+        free(m->body_full);
+        free(m->warnings);
+        free(m->conversation_hint);
         for (size_t i = 0; i < m->n_attachments; i++) {
                 free(m->attachments[i].name);
                 free(m->attachments[i].type);
@@ -122,6 +125,8 @@ json_t *omr_message_to_json(const struct omr_message *m)
         rc |= set_str(o, "subject", m->subject);
         rc |= set_str(o, "text", m->text ? m->text : "");
         rc |= set_str(o, "html", m->html);
+        rc |= set_str(o, "body_full", m->body_full);
+        rc |= set_str(o, "warnings", m->warnings);
         if (m->auto_submitted)
                 rc |= json_object_set_new(o, "auto_submitted", json_true());
         for (size_t i = 0; i < m->n_attachments; i++) {
@@ -277,6 +282,8 @@ struct omr_message *omr_message_from_json(const json_t *j, char *err, size_t err
             get_str(j, "subject", "subject", &m->subject, err, errlen) ||
             get_str(j, "text", "text", &m->text, err, errlen) ||
             get_str(j, "html", "html", &m->html, err, errlen) ||
+            get_str(j, "body_full", "body_full", &m->body_full, err, errlen) ||
+            get_str(j, "warnings", "warnings", &m->warnings, err, errlen) ||
             get_str(j, "agent_id", "agent_id", &m->agent_id, err, errlen) ||
             get_time(j, "received_at", &m->received_at, err, errlen) ||
             get_time(j, "sent_at", &m->sent_at, err, errlen))

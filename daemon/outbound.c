@@ -43,6 +43,7 @@ struct delivery {
         enum dlv_state state;
         char *reply_id, *conversation_id, *agent_id, *text;
         char *provider, *to, *customer_id, *channel;
+        char *subject, *in_reply_to, *thread_ref; /* threading on the customer's side */
         struct omr_connector *conn;
         int attempt;
         int64_t deadline_ms; /* monotonic */
@@ -97,6 +98,9 @@ static void delivery_release(struct delivery *d)
         free(d->text);
         free(d->provider);
         free(d->to);
+        free(d->subject);
+        free(d->in_reply_to);
+        free(d->thread_ref);
         free(d->customer_id);
         free(d->channel);
         free(d->provider_message_id);
@@ -314,6 +318,9 @@ static void send_now(struct delivery *d)
                 .text = d->text,
                 .account = colon ? colon + 1 : "",
                 .to = d->to,
+                .subject = d->subject,
+                .in_reply_to = d->in_reply_to,
+                .thread_ref = d->thread_ref,
                 .attempt = d->attempt,
         };
         d->state = DLV_SENDING;
@@ -396,6 +403,9 @@ static void on_begun(const redisReply *r, const char *error, void *arg)
         d->to = dup_or_empty(elem(r, 2));
         d->customer_id = dup_or_empty(elem(r, 3));
         d->channel = dup_or_empty(elem(r, 4));
+        d->subject = dup_or_empty(elem(r, 5));
+        d->in_reply_to = dup_or_empty(elem(r, 6));
+        d->thread_ref = dup_or_empty(elem(r, 7));
         d->conn = omr_core_connector_for(d->ob->core, d->provider);
         if (d->conn == NULL || d->conn->ops->send == NULL) {
                 set_outcome(d, false, NULL, "this channel cannot send replies");

@@ -3,7 +3,8 @@
 -- KEYS[5] idempotency key of an entry written straight into the outbox
 -- ARGV: 1 reply id, 2 conversation id, 3 agent id, 4 text, 5 now (ms), 6 events maxlen,
 --       7 has idempotency key (1|0), 8 its ttl (s)
--- Returns {'send', provider, customer_handle, customer_id, channel}
+-- Returns {'send', provider, customer_handle, customer_id, channel, subject,
+--          last inbound external id, thread reference}
 --       | {'done'} (already handled) | {'failed', why} (and the entry acknowledged)
 local function close(status, err)
   redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2],
@@ -35,7 +36,12 @@ if ARGV[7] == '1' and not status then
   end
   redis.call('SET', KEYS[5], ARGV[1], 'EX', ARGV[8])
 end
-local conv = redis.call('HMGET', KEYS[2], 'provider', 'customer_handle', 'customer_id', 'channel')
+local conv = redis.call('HMGET', KEYS[2], 'provider', 'customer_handle', 'customer_id', 'channel',
+  'subject', 'last_in_external_id', 'thread_ref')
+local function send()
+  return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or '', conv[5] or '',
+    conv[6] or '', conv[7] or ''}
+end
 if not conv[1] then return close('failed', 'no such conversation') end
 if ARGV[4] == '' then return close('failed', 'empty text') end
 redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2], 'agent_id', ARGV[3],
@@ -44,13 +50,13 @@ redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2], 'ag
 -- pull claim behind it is confirmed (daemon/routing.lua). The daemon's own
 -- messages (agent "omnirouted": acknowledgements) are no agent's answer.
 if ARGV[3] == 'omnirouted' then
-  return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or ''}
+  return send()
 end
 -- Only the first take of a reply counts for the lifecycle, clocks and KPIs:
 -- a retry taken over after a daemon died must not stop a clock the
 -- customer has started since.
 if redis.call('HSETNX', KEYS[1], 'taken', '1') == 0 then
-  return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or ''}
+  return send()
 end
 redis.call('HSET', KEYS[2], 'awaiting_customer', '1')
 local st = redis.call('HMGET', KEYS[2], 'status', 'work_key', 'work_id', 'queue', 'priority')
@@ -111,4 +117,4 @@ if st[1] == 'assigned' then
     'at', ARGV[5])
 end
 if not status then redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'created_at', ARGV[5]) end
-return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or ''}
+return send()

@@ -277,6 +277,47 @@ struct omr_conf_csat {
         char *fallback;
 };
 
+/* An email mailbox (docs/connectors/email.md): IMAP in, SMTP out, and/or
+ * a Mailgun inbound webhook. Provider name "email:<name>". */
+enum omr_imap_tls { OMR_IMAP_TLS_NONE, OMR_IMAP_TLS_TRY, OMR_IMAP_TLS_REQUIRED };
+enum omr_imap_after { OMR_IMAP_AFTER_SEEN, OMR_IMAP_AFTER_MOVE };
+
+struct omr_conf_email_imap {
+        char *server;      /* "imap://host:port" or "imaps://host:port"; NULL: no IMAP */
+        char *folder_path; /* the URL's path as written (percent-encoded): used in URLs */
+        char *folder;      /* the same, decoded: used in IMAP commands */
+        char *user;
+        char *password;        /* from password_file */
+        enum omr_imap_tls tls; /* STARTTLS for imap:// */
+        int64_t poll_ms, timeout_ms;
+        long batch;
+        enum omr_imap_after after;
+        char *move_to; /* folder name (decoded) for after_store: move */
+};
+
+struct omr_conf_email_smtp {
+        char *server; /* host:port; NULL: replies cannot be sent */
+        char *user;
+        char *password;
+        enum omr_starttls starttls;
+        int64_t timeout_ms;
+};
+
+struct omr_conf_email_mailbox {
+        char *name;
+        char *address; /* lower-case local@domain: From of replies */
+        char *display_name;
+        unsigned char *token_secret; /* signs reply addresses and Message-IDs */
+        size_t token_secret_len;
+        size_t max_message_size;
+        struct omr_conf_email_imap imap;
+        struct omr_conf_email_smtp smtp;
+        unsigned char *mailgun_key; /* NULL: no Mailgun webhook */
+        size_t mailgun_key_len;
+        int64_t mailgun_window_ms;
+        int line;
+};
+
 struct omr_conf {
         char *path;
         int log_level;
@@ -299,6 +340,8 @@ struct omr_conf {
         size_t n_twilio;
         struct omr_conf_vonage_account *vonage;
         size_t n_vonage;
+        struct omr_conf_email_mailbox *email;
+        size_t n_email;
 };
 
 /* Returns a new conf, or NULL with errs filled. */
@@ -312,6 +355,7 @@ void omr_conf_free(struct omr_conf *c);
 const struct omr_conf_adapter *omr_conf_adapter(const struct omr_conf *c, const char *name);
 const struct omr_conf_twilio_account *omr_conf_twilio(const struct omr_conf *c, const char *name);
 const struct omr_conf_vonage_account *omr_conf_vonage(const struct omr_conf *c, const char *name);
+const struct omr_conf_email_mailbox *omr_conf_email(const struct omr_conf *c, const char *name);
 /* The token's name when `presented` matches a configured token (constant
  * time per token), else NULL. */
 const char *omr_conf_token_match(const struct omr_conf *c, const char *presented);

@@ -22,7 +22,13 @@ struct omr_reply {
         const char *text;
         const char *account; /* the part of the conversation's provider after ':' */
         const char *to;      /* the customer's handle (phone number, address …) */
-        int attempt;         /* 1 for the first try */
+        /* What the conversation's inbound messages said, "" when nothing:
+         * the first subject, the last message's provider id (email
+         * Message-ID, status id) and the thread's first reference. */
+        const char *subject;
+        const char *in_reply_to;
+        const char *thread_ref;
+        int attempt; /* 1 for the first try */
 };
 
 enum omr_send_status {
@@ -72,6 +78,9 @@ struct omr_connector_ops {
                     void *arg);
         /* Longest reply text in characters the provider takes; 0: no limit. */
         size_t max_text;
+        /* The configuration was reloaded (may be NULL): pick up changes
+         * that need more than reading omr_core_conf() on the next request. */
+        void (*reload)(struct omr_connector *c, const struct omr_conf *conf);
         /* Stop intake; in-flight work finishes through its callbacks. */
         void (*stop)(struct omr_connector *c);
         void (*free)(struct omr_connector *c);

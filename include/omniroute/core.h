@@ -58,6 +58,16 @@ typedef void (*omr_parts_done_fn)(bool stored, const char *joined, void *arg);
 void omr_collect_part(struct omr_core *core, const char *provider, const char *group, int part,
                       int total, const char *text, omr_parts_done_fn done, void *arg);
 
+/* A polled source's position, kept in Redis (daemon/cursor.c). got: ok is
+ * false when Redis could not be read; value is NULL when no cursor is
+ * stored yet (borrowed). Both return 0 when sent (done is called later,
+ * exactly once) or -errno (done not called). */
+typedef void (*omr_cursor_get_fn)(bool ok, const char *value, void *arg);
+typedef void (*omr_cursor_set_fn)(bool ok, void *arg);
+int omr_cursor_get(struct omr_core *core, const char *name, omr_cursor_get_fn done, void *arg);
+int omr_cursor_set(struct omr_core *core, const char *name, const char *value,
+                   omr_cursor_set_fn done, void *arg);
+
 struct omr_fetcher *omr_core_fetcher(const struct omr_core *core);
 struct event_base *omr_core_base(const struct omr_core *core);
 const struct omr_conf *omr_core_conf(const struct omr_core *core);

@@ -1,5 +1,5 @@
-/* fetch.h — outbound HTTP(S) requests with libcurl's multi interface on
- * the libevent loop (curl's socket and timer callbacks drive it, as in
+/* fetch.h — outbound HTTP(S) and IMAP requests with libcurl's multi
+ * interface on the libevent loop (curl's socket and timer callbacks drive it, as in
  * curl's hiperfifo example). Nothing blocks. Loop thread only. */
 #ifndef OMNIROUTE_FETCH_H
 #define OMNIROUTE_FETCH_H
@@ -20,6 +20,12 @@ struct omr_fetch_request {
         const char *userpwd;        /* "user:password" for HTTP Basic auth, or NULL */
         const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL */
         long timeout_ms;
+        /* IMAP (an imap:// or imaps:// url) */
+        const char *username, *password;
+        const char *imap_command; /* e.g. "UID STORE 7 +FLAGS (\\Seen)"; NULL: fetch what the URL
+                                     names */
+        int use_ssl;              /* curl_usessl: STARTTLS for imap:// */
+        size_t max_body;          /* 0: 1 MiB */
 };
 
 struct omr_fetch_response {
@@ -27,7 +33,8 @@ struct omr_fetch_response {
         const char *error; /* transport error text when curl_code != 0 */
         bool reached;      /* false: the request never reached a server (safe to retry) */
         long status;       /* HTTP status when curl_code == 0 */
-        const char *body;  /* NUL-terminated, at most 1 MiB */
+        const char *body;  /* NUL-terminated, at most max_body */
+        bool too_large;    /* the answer was longer than max_body (curl_code != 0) */
         size_t body_len;
         int64_t retry_after_ms; /* from a Retry-After header in seconds; -1 when absent */
 };

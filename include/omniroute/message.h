@@ -61,6 +61,8 @@ struct omr_message {
         char *subject;
         char *text; /* UTF-8, trimmed */
         char *html;
+        char *body_full; /* the whole text when `text` was trimmed (quoted history, signature) */
+        char *warnings;  /* what could not be read (broken MIME, unknown charset), or NULL */
         struct omr_attachment *attachments;
         size_t n_attachments;
         char **tags;
@@ -71,6 +73,10 @@ struct omr_message {
         enum omr_priority priority;
         char *agent_id;      /* outbound only */
         bool auto_submitted; /* sent by a machine (auto-reply, bulk): never acknowledged */
+        /* Not stored: a conversation the connector verified this message
+         * belongs to (a signed email reply token). Ingest joins it when it
+         * exists, whatever the thread key says. */
+        char *conversation_hint;
 };
 
 struct omr_message *omr_message_new(void);

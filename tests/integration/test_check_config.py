@@ -34,7 +34,10 @@ def _example(tmp_path, secret=True):
                           ("helpdesk.token", "0123456789abcdef0123456789abcdef"),
                           ("tier1-slack.url", "https://hooks.slack.com/services/T0/B0/x"),
                           ("crm-webhook.secret", "crm-webhook-secret"),
-                          ("smtp.password", "smtp-password")):
+                          ("smtp.password", "smtp-password"),
+                          ("email-support.key", "0123456789abcdef0123456789abcdef"),
+                          ("imap-support.password", "imap-password"),
+                          ("smtp-support.password", "smtp-password")):
         (tmp_path / name).write_text(content + "\n")
         (tmp_path / name).chmod(0o600)
     if secret:

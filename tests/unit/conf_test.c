@@ -91,7 +91,8 @@ static int group_setup(void **state)
         write_file(tmpdir, "twilio.token", "twilio-auth-token\n");
         write_file(tmpdir, "vonage.secret", "vonage-api-secret\n");
         write_file(tmpdir, "vonage.sig", "vonage-signature-secret\n");
-        write_file(tmpdir, "agent16.token", "0123456789abcdef\n");  /* exactly 16 bytes */
+        write_file(tmpdir, "agent16.token", "0123456789abcdef\n"); /* exactly 16 bytes */
+        write_file(tmpdir, "email.key", "email-token-key-0123456789\n");
         write_file(tmpdir, "agent15.token", "0123456789abcde\r\n"); /* 15 once \r\n is dropped */
         return 0;
 }
@@ -169,6 +170,9 @@ static void test_example_loads(void **state)
         write_file(dir, "tier1-slack.url", "https://hooks.slack.com/services/T0/B0/x\n");
         write_file(dir, "crm-webhook.secret", "crm-webhook-secret\n");
         write_file(dir, "smtp.password", "smtp-password\n");
+        write_file(dir, "email-support.key", "0123456789abcdef0123456789abcdef\n");
+        write_file(dir, "imap-support.password", "imap-password\n");
+        write_file(dir, "smtp-support.password", "smtp-password\n");
         free(text);
         snprintf(path, sizeof(path), "%s/omnirouted.yaml", dir);
 
@@ -197,6 +201,23 @@ static void test_example_loads(void **state)
         assert_null(omr_conf_token_match(c, ""));
         assert_int_equal(c->outbound.give_up_after_ms, 600000);
         assert_int_equal(c->outbound.request_timeout_ms, 15000);
+
+        /* The email mailbox: the URL split into server and folder. */
+        assert_int_equal(c->n_email, 1);
+        const struct omr_conf_email_mailbox *mb = omr_conf_email(c, "support");
+        assert_non_null(mb);
+        assert_string_equal(mb->address, "support@example.com");
+        assert_int_equal(mb->token_secret_len, 32);
+        assert_string_equal(mb->imap.server, "imaps://imap.example.com");
+        assert_string_equal(mb->imap.folder, "INBOX");
+        assert_string_equal(mb->imap.password, "imap-password");
+        assert_int_equal(mb->imap.poll_ms, 30000);
+        assert_int_equal(mb->imap.batch, 50);
+        assert_int_equal(mb->imap.after, OMR_IMAP_AFTER_SEEN);
+        assert_string_equal(mb->smtp.server, "smtp.example.com:587");
+        assert_int_equal(mb->smtp.starttls, OMR_STARTTLS_REQUIRED);
+        assert_null(mb->mailgun_key);
+        assert_int_equal(mb->max_message_size, 25u << 20);
 
         assert_string_equal(c->http.host, "127.0.0.1");
         assert_int_equal(c->http.port, 8080);
@@ -345,6 +366,49 @@ static const struct {
         int line;              /* 0: any line */
         const char *any_of[2]; /* the message names one of these (NULL: no check) */
 } error_cases[] = {
+        {"email address with plus",
+         "connectors:\n  email:\n    mailboxes:\n      - name: s\n        address: a+b@x.com\n"
+         "        token_secret_file: email.key\n",
+         5,
+         {"a+b@x.com"}},
+        {"email short token key",
+         "connectors:\n  email:\n    mailboxes:\n      - name: s\n        address: a@x.com\n"
+         "        token_secret_file: agent15.token\n",
+         6,
+         {"16 bytes"}},
+        {"email without token key",
+         "connectors:\n  email:\n    mailboxes:\n      - name: s\n        address: a@x.com\n",
+         4,
+         {"token_secret_file"}},
+        {"email imap http url",
+         "connectors:\n  email:\n    mailboxes:\n      - name: s\n        address: a@x.com\n"
+         "        token_secret_file: email.key\n        imap:\n          url: http://x/INBOX\n"
+         "          user: u\n          password_file: shop.secret\n",
+         8,
+         {"imap://"}},
+        {"email imap without password",
+         "connectors:\n  email:\n    mailboxes:\n      - name: s\n        address: a@x.com\n"
+         "        token_secret_file: email.key\n        imap:\n          url: imap://x/INBOX\n"
+         "          user: u\n",
+         8,
+         {"password_file"}},
+        {"email move without folder",
+         "connectors:\n  email:\n    mailboxes:\n      - name: s\n        address: a@x.com\n"
+         "        token_secret_file: email.key\n        imap:\n          url: imap://x/INBOX\n"
+         "          user: u\n          password_file: shop.secret\n          after_store: move\n",
+         8,
+         {"move_to"}},
+        {"email smtp without port",
+         "connectors:\n  email:\n    mailboxes:\n      - name: s\n        address: a@x.com\n"
+         "        token_secret_file: email.key\n        smtp:\n          server: smtp.x.com\n",
+         8,
+         {"host:port"}},
+        {"email mailboxes sharing an address",
+         "connectors:\n  email:\n    mailboxes:\n      - name: s\n        address: a@x.com\n"
+         "        token_secret_file: email.key\n      - name: t\n        address: A@x.com\n"
+         "        token_secret_file: email.key\n",
+         4,
+         {"share address"}},
         {"calendar unknown zone",
          "calendars:\n  office:\n    timezone: Mars/Olympus\n",
          3,
