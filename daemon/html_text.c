@@ -21,9 +21,9 @@
 
 #include "omniroute/html.h"
 
-#define MAX_LINKS 16      /* nested <a> tracked for "text (url)"; deeper ones print no url */
-#define MAX_HREF  2048    /* longer urls (tracking links) are not printed */
-#define MAX_LIST_INDENT 8 /* list levels indented; deeper ones share the last indent */
+#define MAX_LINKS       16   /* nested <a> tracked for "text (url)"; deeper ones print no url */
+#define MAX_HREF        2048 /* longer urls (tracking links) are not printed */
+#define MAX_LIST_INDENT 8    /* list levels indented; deeper ones share the last indent */
 
 enum kind { K_OTHER, K_SKIP, K_PARA, K_LINE, K_BR, K_LI, K_LIST, K_CELL, K_A, K_PRE };
 
@@ -31,17 +31,21 @@ static const struct {
         const char *name;
         enum kind kind;
 } kinds[] = {
-        {"script", K_SKIP},     {"style", K_SKIP},    {"head", K_SKIP},     {"title", K_SKIP},
-        {"template", K_SKIP},   {"svg", K_SKIP},      {"p", K_PARA},        {"h1", K_PARA},
-        {"h2", K_PARA},         {"h3", K_PARA},       {"h4", K_PARA},       {"h5", K_PARA},
-        {"h6", K_PARA},         {"blockquote", K_PARA}, {"div", K_LINE},    {"tr", K_LINE},
-        {"table", K_LINE},      {"hr", K_LINE},       {"dl", K_LINE},       {"dt", K_LINE},
-        {"dd", K_LINE},         {"address", K_LINE},  {"section", K_LINE},  {"article", K_LINE},
-        {"header", K_LINE},     {"footer", K_LINE},   {"nav", K_LINE},      {"aside", K_LINE},
-        {"main", K_LINE},       {"figure", K_LINE},   {"figcaption", K_LINE}, {"form", K_LINE},
-        {"fieldset", K_LINE},   {"center", K_LINE},   {"caption", K_LINE},  {"br", K_BR},
-        {"li", K_LI},           {"ul", K_LIST},       {"ol", K_LIST},       {"td", K_CELL},
-        {"th", K_CELL},         {"a", K_A},           {"pre", K_PRE},
+        {"script", K_SKIP},     {"style", K_SKIP},      {"head", K_SKIP},
+        {"title", K_SKIP},      {"template", K_SKIP},   {"svg", K_SKIP},
+        {"p", K_PARA},          {"h1", K_PARA},         {"h2", K_PARA},
+        {"h3", K_PARA},         {"h4", K_PARA},         {"h5", K_PARA},
+        {"h6", K_PARA},         {"blockquote", K_PARA}, {"div", K_LINE},
+        {"tr", K_LINE},         {"table", K_LINE},      {"hr", K_LINE},
+        {"dl", K_LINE},         {"dt", K_LINE},         {"dd", K_LINE},
+        {"address", K_LINE},    {"section", K_LINE},    {"article", K_LINE},
+        {"header", K_LINE},     {"footer", K_LINE},     {"nav", K_LINE},
+        {"aside", K_LINE},      {"main", K_LINE},       {"figure", K_LINE},
+        {"figcaption", K_LINE}, {"form", K_LINE},       {"fieldset", K_LINE},
+        {"center", K_LINE},     {"caption", K_LINE},    {"br", K_BR},
+        {"li", K_LI},           {"ul", K_LIST},         {"ol", K_LIST},
+        {"td", K_CELL},         {"th", K_CELL},         {"a", K_A},
+        {"pre", K_PRE},
 };
 
 struct out {
@@ -210,8 +214,8 @@ static void link_end(struct out *o, const xmlNode *n)
         if (o->n_links == 0 || o->links[o->n_links - 1].node != n)
                 return; /* beyond MAX_LINKS: not tracked */
         size_t start = o->links[--o->n_links].start;
-        if (o->oom || start > o->len)
-                return;
+        if (o->oom || o->buf == NULL || start > o->len)
+                return; /* nothing written: no link text */
         const char *t = o->buf + start;
         size_t tn = o->len - start;
         while (tn > 0 && (*t == ' ' || *t == '\n')) {

@@ -1,31 +1,41 @@
-/* imap.c — one poller per mailbox: finds new mail by UID, fetches, parses
- * and ingests it one message at a time, and only after Redis stored it
- * marks it \Seen (or moves it) and advances the cursor.
+/* imap.c — one poller per mailbox: finds new mail by UID, reads it without
+ * changing it, ingests it, and only after Redis stored it marks it \Seen
+ * (or moves it) and advances the cursor.
  *
  * The cursor, "<UIDVALIDITY>:<last UID>" in Redis (omr_cursor_*), is what
  * makes a restart neither skip nor repeat: mail is taken in UID order and
- * the cursor moves past a UID only once its message is stored. A crash
- * between the store and the cursor write fetches that message again, and
- * the dedup on its Message-ID answers "duplicate". \Seen is for people
- * reading the mailbox, not our bookkeeping: libcurl fetches with BODY[],
- * which sets \Seen on the server as it reads, so a message whose store
- * failed gets the flag taken off again (unless it was seen before).
+ * the cursor moves past a UID only once its message is stored (and
+ * marked). A crash in between fetches that mail again and ingest answers
+ * "duplicate" (dedup on the Message-ID).
  *
- * A round: SELECT (validity, UIDNEXT; nothing new ends it), UID SEARCH in
- * a window of UIDs after the cursor, UID FETCH of the batch's sizes and
- * flags, then per message: fetch, ingest, mark, cursor. All I/O is libcurl multi on the loop
- * (daemon/fetch.c); one request of a poller is in flight at a time, and
- * a failure ends the round with a backoff that only this mailbox feels.
- * Settings are read from the current configuration at each step, so a
- * reload applies at once. Loop thread only. */
+ * Reading without changing: libcurl fetches a message by URL with BODY[],
+ * which sets \Seen on a mailbox opened read-write, and it SELECTs a
+ * mailbox itself only when it does not believe it selected already. So a
+ * round first lets libcurl select the folder (a NOOP on the folder's URL),
+ * then EXAMINEs it (read-only, behind libcurl's back: it still believes
+ * the folder selected and does not select again), and fetches there: the
+ * server cannot set \Seen. After the batch is stored, a SELECT makes it
+ * read-write for one UID STORE (or UID MOVE) of the stored UIDs. Should a
+ * connection drop mid-round, libcurl selects read-write again and a fetch
+ * may set \Seen early; a store failure then takes the flag off again.
+ * Each poller has its own libcurl multi handle, so its own connection:
+ * the selection state it relies on is never shared with another mailbox.
+ *
+ * A round: NOOP (select), EXAMINE (validity, UIDNEXT; nothing new ends
+ * it), UID SEARCH in a window after the cursor, UID FETCH of the batch's
+ * sizes and flags, per message fetch + ingest, then SELECT + mark, cursor.
+ * One request of a poller is in flight at a time; a failure ends the
+ * round with a backoff only this mailbox feels. Settings are read from the
+ * current configuration at each step, so a reload applies at once. All
+ * I/O is libcurl multi on the loop (daemon/fetch.c). Loop thread only. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <glib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <glib.h>
 
 #include "email.h"
 #include "omniroute/fetch.h"
@@ -38,20 +48,21 @@
 
 struct item {
         unsigned long uid;
-        long long size;
-        bool seen; /* before we fetched it */
+        long long size; /* RFC822.SIZE; -1 unknown */
+        bool seen;      /* before we fetched it */
+        bool stored;
 };
-
-enum step { ST_IDLE, ST_BUSY };
 
 struct imap_poller {
         unsigned magic;
         struct imap_poller *next;
         struct email_conn *ec;
         char *name;
-        char *cursor_name; /* "imap:<mailbox>" */
+        char *cursor_name;           /* "imap:<mailbox>" */
+        struct omr_fetcher *fetcher; /* owned: this mailbox's own connection */
         struct event *timer;
-        enum step step;
+        bool busy;     /* a request (IMAP or Redis) is in flight */
+        bool fetching; /* ... and it is an IMAP one */
         bool stopped;
         bool have_cursor;
         unsigned long validity, last_uid;
@@ -59,7 +70,8 @@ struct imap_poller {
         unsigned long window_end; /* the last UID this round searched */
         struct item *items;
         size_t n_items, at;
-        bool more; /* a full batch was taken: go on at once */
+        bool more;             /* mail is left after this round: go on at once */
+        char round_error[256]; /* why the batch stopped early ("" when it did not) */
         int failures;
         char last_error[256];
 };
@@ -76,6 +88,7 @@ struct imap_poller *imap_poller_next(const struct imap_poller *p)
 
 static void poller_free(struct imap_poller *p)
 {
+        omr_fetcher_free(p->fetcher); /* idle here: nothing calls back */
         if (p->timer)
                 event_free(p->timer);
         free(p->items);
@@ -90,7 +103,7 @@ static void poller_free(struct imap_poller *p)
 static bool resume(struct imap_poller *p)
 {
         OMR_MAGIC_CHECK(p, POLLER_MAGIC);
-        p->step = ST_IDLE;
+        p->busy = p->fetching = false;
         if (p->stopped) {
                 poller_free(p);
                 return false;
@@ -122,6 +135,8 @@ static void end_round(struct imap_poller *p, const char *why)
         p->n_items = p->at = 0;
         if (mb == NULL)
                 return; /* removed by a reload: the connector stops us */
+        if (why == NULL && p->round_error[0])
+                why = p->round_error;
         if (why == NULL) {
                 if (p->failures)
                         omr_log(LOG_INFO, "email", "mailbox=%s polling again after %d failures",
@@ -138,6 +153,7 @@ static void end_round(struct imap_poller *p, const char *why)
                         p->name, mb->imap.server, why, (long long)delay);
                 snprintf(p->last_error, sizeof(p->last_error), "%s", why);
         }
+        p->round_error[0] = '\0';
         schedule(p, delay);
 }
 
@@ -158,8 +174,9 @@ static void on_fetched(const struct omr_fetch_response *r, void *arg)
                 done(p, r);
 }
 
-/* One IMAP request: the mailbox's server + path (NULL: the server's root)
- * and a command (NULL: fetch what the URL names). */
+/* One IMAP request: the server + path (NULL: the server's root, where
+ * libcurl selects nothing) and a command (NULL: fetch what the URL
+ * names). */
 static void imap_request(struct imap_poller *p, const struct omr_conf_email_mailbox *mb,
                          const char *path, const char *command, size_t max_body, imap_done_fn done)
 {
@@ -182,24 +199,37 @@ static void imap_request(struct imap_poller *p, const struct omr_conf_email_mail
                 .timeout_ms = (long)mb->imap.timeout_ms,
                 .max_body = max_body,
         };
-        p->step = ST_BUSY;
-        int rc = omr_fetch(omr_core_fetcher(p->ec->c->core), &req, on_fetched, call);
+        p->busy = p->fetching = true;
+        int rc = omr_fetch(p->fetcher, &req, on_fetched, call);
         free(url);
         if (rc != 0) {
                 free(call);
-                p->step = ST_IDLE;
+                p->busy = p->fetching = false;
                 end_round(p, "cannot start an IMAP request");
         }
 }
 
-/* "<folder>;UIDVALIDITY=<v>": libcurl refuses to work on the mailbox when
+/* "<folder>;UIDVALIDITY=<v>": libcurl refuses to work on the folder when
  * its validity changed under us (the UIDs would mean other messages). */
-static char *mailbox_path(const struct imap_poller *p, const struct omr_conf_email_mailbox *mb)
+static char *folder_path(const struct imap_poller *p, const struct omr_conf_email_mailbox *mb)
 {
         char *s = NULL;
         if (asprintf(&s, "%s;UIDVALIDITY=%lu", mb->imap.folder_path, p->validity) < 0)
                 return NULL;
         return s;
+}
+
+/* A request on the folder's URL (libcurl selects it when needed). */
+static void folder_request(struct imap_poller *p, const struct omr_conf_email_mailbox *mb,
+                           const char *command, imap_done_fn done)
+{
+        char *path = folder_path(p, mb);
+        if (path == NULL) {
+                end_round(p, "out of memory");
+                return;
+        }
+        imap_request(p, mb, path, command, 0, done);
+        free(path);
 }
 
 static bool failed(struct imap_poller *p, const struct omr_fetch_response *r, const char *what)
@@ -212,7 +242,7 @@ static bool failed(struct imap_poller *p, const struct omr_fetch_response *r, co
         return true;
 }
 
-/* Reads the number after `name ` in an IMAP response line. */
+/* Reads the number after `name ` in an IMAP response. */
 static bool number_after(const char *s, const char *name, unsigned long long *out)
 {
         size_t n = strlen(name);
@@ -227,9 +257,17 @@ static bool number_after(const char *s, const char *name, unsigned long long *ou
         return false;
 }
 
-/* --- per message ---------------------------------------------------------- */
+/* "1,5,7": the UIDs of the items that satisfy `stored`. */
+static GString *uid_set(const struct imap_poller *p)
+{
+        GString *s = g_string_new(NULL);
+        for (size_t i = 0; i < p->n_items; i++)
+                if (p->items[i].stored)
+                        g_string_append_printf(s, "%s%lu", s->len ? "," : "", p->items[i].uid);
+        return s;
+}
 
-static void next_message(struct imap_poller *p);
+/* --- after the batch: mark, then the cursor -------------------------------- */
 
 static void on_cursor_set(bool ok, void *arg)
 {
@@ -237,23 +275,25 @@ static void on_cursor_set(bool ok, void *arg)
         if (!resume(p))
                 return;
         if (!ok) {
-                /* The message is stored; the next round fetches it again and
-                 * ingest answers "duplicate". */
+                /* The mail is stored and marked; the next round fetches it
+                 * again and ingest answers "duplicate". */
                 end_round(p, "cannot save the cursor: Redis unavailable");
                 return;
         }
-        p->at++;
-        next_message(p);
+        end_round(p, NULL);
 }
 
+/* The stored items are a prefix of the batch (it stops at the first
+ * failure): the cursor moves past the last of them. */
 static void save_cursor(struct imap_poller *p)
 {
         char value[48];
-        p->last_uid = p->items[p->at].uid;
+        for (size_t i = 0; i < p->n_items && p->items[i].stored; i++)
+                p->last_uid = p->items[i].uid;
         snprintf(value, sizeof(value), "%lu:%lu", p->validity, p->last_uid);
-        p->step = ST_BUSY;
+        p->busy = true;
         if (omr_cursor_set(p->ec->c->core, p->cursor_name, value, on_cursor_set, p) != 0) {
-                p->step = ST_IDLE;
+                p->busy = false;
                 end_round(p, "cannot save the cursor: Redis unavailable");
         }
 }
@@ -263,50 +303,66 @@ static void on_marked(struct imap_poller *p, const struct omr_fetch_response *r)
         if (r->curl_code != 0) {
                 /* Stored all the same: the flag or the move is for people,
                  * the cursor is what counts. Say so, and go on. */
-                omr_log(LOG_WARNING, "email", "mailbox=%s uid=%lu stored but not marked: %s",
-                        p->name, p->items[p->at].uid, r->error ? r->error : "IMAP error");
+                omr_log(LOG_WARNING, "email", "mailbox=%s stored but not marked: %s", p->name,
+                        r->error ? r->error : "IMAP error");
         }
         save_cursor(p);
 }
 
-static void mark(struct imap_poller *p)
+static void on_selected(struct imap_poller *p, const struct omr_fetch_response *r)
 {
         const struct omr_conf_email_mailbox *mb = mailbox(p);
-        char *path = mb ? mailbox_path(p, mb) : NULL;
-        char cmd[300];
-        if (path == NULL) {
-                end_round(p, mb ? "out of memory" : NULL);
+        if (mb == NULL) {
+                end_round(p, NULL);
                 return;
         }
-        if (mb->imap.after == OMR_IMAP_AFTER_MOVE)
-                snprintf(cmd, sizeof(cmd), "UID MOVE %lu \"%s\"", p->items[p->at].uid,
-                         mb->imap.move_to);
-        else
-                snprintf(cmd, sizeof(cmd), "UID STORE %lu +FLAGS.SILENT (\\Seen)",
-                         p->items[p->at].uid);
-        imap_request(p, mb, path, cmd, 0, on_marked);
-        free(path);
+        if (r->curl_code != 0) {
+                on_marked(p, r);
+                return;
+        }
+        GString *set = uid_set(p);
+        char *cmd = NULL;
+        if (mb->imap.after == OMR_IMAP_AFTER_MOVE) {
+                if (asprintf(&cmd, "UID MOVE %s \"%s\"", set->str, mb->imap.move_to) < 0)
+                        cmd = NULL;
+        } else if (asprintf(&cmd, "UID STORE %s +FLAGS.SILENT (\\Seen)", set->str) < 0) {
+                cmd = NULL;
+        }
+        g_string_free(set, TRUE);
+        if (cmd == NULL) {
+                end_round(p, "out of memory");
+                return;
+        }
+        folder_request(p, mb, cmd, on_marked);
+        free(cmd);
 }
+
+/* The batch is done (or stopped at a message Redis refused): mark what was
+ * stored, read-write for this one command. */
+static void finish_batch(struct imap_poller *p)
+{
+        const struct omr_conf_email_mailbox *mb = mailbox(p);
+        if (mb == NULL) {
+                end_round(p, NULL);
+                return;
+        }
+        if (p->n_items == 0 || !p->items[0].stored) {
+                end_round(p, NULL);
+                return;
+        }
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "SELECT \"%s\"", mb->imap.folder);
+        imap_request(p, mb, NULL, cmd, 0, on_selected);
+}
+
+/* --- per message ---------------------------------------------------------- */
+
+static void next_message(struct imap_poller *p);
 
 static void on_unmarked(struct imap_poller *p, const struct omr_fetch_response *r)
 {
-        (void)r;
-        end_round(p, "Redis unavailable: mail left unseen, retried later");
-}
-
-/* The store failed after the fetch set \Seen: take it off again. */
-static void unmark(struct imap_poller *p)
-{
-        const struct omr_conf_email_mailbox *mb = mailbox(p);
-        char *path = mb && !p->items[p->at].seen ? mailbox_path(p, mb) : NULL;
-        if (path == NULL) {
-                end_round(p, "Redis unavailable: mail left unseen, retried later");
-                return;
-        }
-        char cmd[64];
-        snprintf(cmd, sizeof(cmd), "UID STORE %lu -FLAGS.SILENT (\\Seen)", p->items[p->at].uid);
-        imap_request(p, mb, path, cmd, 0, on_unmarked);
-        free(path);
+        (void)r; /* refused on the read-only folder: then nothing was set */
+        finish_batch(p);
 }
 
 static void on_ingested(const struct omr_ingest_result *res, void *arg)
@@ -314,14 +370,30 @@ static void on_ingested(const struct omr_ingest_result *res, void *arg)
         struct imap_poller *p = arg;
         if (!resume(p))
                 return;
+        struct item *it = &p->items[p->at];
         if (res->status == OMR_INGEST_UNAVAILABLE) {
-                unmark(p);
+                p->more = false;
+                snprintf(p->round_error, sizeof(p->round_error), "%s",
+                         "Redis unavailable: mail left unseen, retried later");
+                const struct omr_conf_email_mailbox *mb = mailbox(p);
+                if (mb == NULL || it->seen) {
+                        finish_batch(p);
+                        return;
+                }
+                /* Only if libcurl had to select read-write again (a new
+                 * connection) did the fetch set \Seen; on the examined
+                 * folder this is refused and changes nothing. */
+                char cmd[64];
+                snprintf(cmd, sizeof(cmd), "UID STORE %lu -FLAGS.SILENT (\\Seen)", it->uid);
+                folder_request(p, mb, cmd, on_unmarked);
                 return;
         }
-        omr_log(LOG_DEBUG, "email", "mailbox=%s uid=%lu %s conversation=%s", p->name,
-                p->items[p->at].uid, res->status == OMR_INGEST_DUPLICATE ? "duplicate" : "stored",
+        omr_log(LOG_DEBUG, "email", "mailbox=%s uid=%lu %s conversation=%s", p->name, it->uid,
+                res->status == OMR_INGEST_DUPLICATE ? "duplicate" : "stored",
                 res->conversation_id ? res->conversation_id : "");
-        mark(p);
+        it->stored = true;
+        p->at++;
+        next_message(p);
 }
 
 static void on_message(struct imap_poller *p, const struct omr_fetch_response *r)
@@ -331,9 +403,22 @@ static void on_message(struct imap_poller *p, const struct omr_fetch_response *r
                 end_round(p, NULL);
                 return;
         }
-        if (failed(p, r, "fetch"))
+        struct item *it = &p->items[p->at];
+        if (r->too_large && it->size <= (long long)mb->max_message_size) {
+                /* Bigger than the server said: read its header instead. */
+                it->size = (long long)mb->max_message_size + 1;
+                next_message(p);
                 return;
-        const struct item *it = &p->items[p->at];
+        }
+        if (r->curl_code != 0) {
+                /* What was stored before it is marked; the rest waits. */
+                snprintf(p->round_error, sizeof(p->round_error), "fetch uid %lu: %s", it->uid,
+                         r->error ? r->error : "IMAP request failed");
+                p->more = false;
+                p->n_items = p->at;
+                finish_batch(p);
+                return;
+        }
         struct omr_email *e = omr_email_parse(r->body, r->body_len, &omr_email_read_limits);
         if (e && it->size > (long long)mb->max_message_size) {
                 size_t n = strlen(e->warnings);
@@ -358,18 +443,24 @@ static void on_message(struct imap_poller *p, const struct omr_fetch_response *r
                         e->message_id ? e->message_id : "-", e->warnings);
         omr_email_free(e);
         if (m == NULL) {
-                end_round(p, "out of memory");
+                p->n_items = p->at;
+                snprintf(p->round_error, sizeof(p->round_error), "out of memory");
+                finish_batch(p);
                 return;
         }
-        p->step = ST_BUSY;
+        p->busy = true;
         omr_ingest(p->ec->c->core, m, on_ingested, p);
 }
 
 static void next_message(struct imap_poller *p)
 {
         const struct omr_conf_email_mailbox *mb = mailbox(p);
-        if (mb == NULL || p->at == p->n_items) {
+        if (mb == NULL) {
                 end_round(p, NULL);
+                return;
+        }
+        if (p->at == p->n_items) {
+                finish_batch(p);
                 return;
         }
         const struct item *it = &p->items[p->at];
@@ -396,7 +487,7 @@ static int by_uid(const void *a, const void *b)
 }
 
 /* The sizes and flags of the batch: "* 3 FETCH (UID 7 RFC822.SIZE 1234
- * FLAGS (\\Seen))" per message. */
+ * FLAGS (\Seen))" per message. */
 static void on_listed(struct imap_poller *p, const struct omr_fetch_response *r)
 {
         if (failed(p, r, "list new mail"))
@@ -432,7 +523,6 @@ static void on_jumped(bool ok, void *arg)
                 end_round(p, "cannot save the cursor: Redis unavailable");
                 return;
         }
-        p->more = true;
         end_round(p, NULL);
 }
 
@@ -443,15 +533,15 @@ static void jump(struct imap_poller *p, unsigned long upto)
         char value[48];
         p->last_uid = upto;
         snprintf(value, sizeof(value), "%lu:%lu", p->validity, p->last_uid);
-        p->step = ST_BUSY;
+        p->busy = true;
         if (omr_cursor_set(p->ec->c->core, p->cursor_name, value, on_jumped, p) != 0) {
-                p->step = ST_IDLE;
+                p->busy = false;
                 end_round(p, "cannot save the cursor: Redis unavailable");
         }
 }
 
-/* "* SEARCH 7 8 12": the UIDs in the window, oldest first; the first
- * `batch` of them are this round's. */
+/* "* SEARCH 7 8 12": the UIDs in the window; the oldest `batch` of them
+ * are this round's. */
 static void on_searched(struct imap_poller *p, const struct omr_fetch_response *r)
 {
         const struct omr_conf_email_mailbox *mb = mailbox(p);
@@ -502,36 +592,30 @@ static void on_searched(struct imap_poller *p, const struct omr_fetch_response *
                 p->more = true;
         }
         /* One short FETCH for the batch: libcurl counts every response line
-         * of a command against its 300 KiB header limit, so long listings
-         * are read as SEARCH (one line) and only the batch in detail. */
+         * of a command against its 300 KiB header limit, quadratically in
+         * their number, so long listings are read as SEARCH (one line) and
+         * only the batch (at most 100) in detail. */
         GString *cmd = g_string_new("UID FETCH ");
         for (size_t i = 0; i < p->n_items; i++)
                 g_string_append_printf(cmd, "%s%lu", i ? "," : "", p->items[i].uid);
         g_string_append(cmd, " (UID RFC822.SIZE FLAGS)");
-        char *path = mailbox_path(p, mb);
-        if (path == NULL) {
-                g_string_free(cmd, TRUE);
-                end_round(p, "out of memory");
-                return;
-        }
-        imap_request(p, mb, path, cmd->str, 0, on_listed);
+        folder_request(p, mb, cmd->str, on_listed);
         g_string_free(cmd, TRUE);
-        free(path);
 }
 
-static void on_status(struct imap_poller *p, const struct omr_fetch_response *r)
+static void on_examined(struct imap_poller *p, const struct omr_fetch_response *r)
 {
         const struct omr_conf_email_mailbox *mb = mailbox(p);
         if (mb == NULL) {
                 end_round(p, NULL);
                 return;
         }
-        if (failed(p, r, "SELECT"))
+        if (failed(p, r, "EXAMINE"))
                 return;
         unsigned long long validity, uidnext;
         if (!number_after(r->body, "UIDVALIDITY", &validity) ||
             !number_after(r->body, "UIDNEXT", &uidnext)) {
-                end_round(p, "the server's SELECT answer lacks UIDVALIDITY or UIDNEXT");
+                end_round(p, "the server's EXAMINE answer lacks UIDVALIDITY or UIDNEXT");
                 return;
         }
         if (validity != p->validity) {
@@ -556,15 +640,27 @@ static void on_status(struct imap_poller *p, const struct omr_fetch_response *r)
         p->window_end = p->last_uid + SEARCH_WINDOW < uidnext - 1 ? p->last_uid + SEARCH_WINDOW
                                                                   : (unsigned long)(uidnext - 1);
         p->more = p->window_end < uidnext - 1;
-        char *path = mailbox_path(p, mb);
         char cmd[96];
         snprintf(cmd, sizeof(cmd), "UID SEARCH UID %lu:%lu", p->last_uid + 1, p->window_end);
-        if (path == NULL) {
-                end_round(p, "out of memory");
+        folder_request(p, mb, cmd, on_searched);
+}
+
+/* libcurl now believes the folder selected on this connection: make it
+ * read-only behind its back. EXAMINE, not STATUS, also for the numbers: a
+ * server may answer STATUS on the selected mailbox from a stale view
+ * (Dovecot does). */
+static void on_noop(struct imap_poller *p, const struct omr_fetch_response *r)
+{
+        const struct omr_conf_email_mailbox *mb = mailbox(p);
+        if (mb == NULL) {
+                end_round(p, NULL);
                 return;
         }
-        imap_request(p, mb, path, cmd, 0, on_searched);
-        free(path);
+        if (failed(p, r, "select"))
+                return;
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "EXAMINE \"%s\"", mb->imap.folder);
+        imap_request(p, mb, NULL, cmd, 0, on_examined);
 }
 
 static void start_round(struct imap_poller *p)
@@ -572,13 +668,8 @@ static void start_round(struct imap_poller *p)
         const struct omr_conf_email_mailbox *mb = mailbox(p);
         if (mb == NULL)
                 return;
-        /* SELECT, not STATUS: a server may answer STATUS on the mailbox
-         * the connection has selected from that session's stale view
-         * (Dovecot does), and libcurl keeps the connection, and the
-         * selection, between requests. */
-        char cmd[300];
-        snprintf(cmd, sizeof(cmd), "SELECT \"%s\"", mb->imap.folder);
-        imap_request(p, mb, NULL, cmd, 0, on_status);
+        /* No UIDVALIDITY in this URL: it is what the round finds out. */
+        imap_request(p, mb, mb->imap.folder_path, "NOOP", 0, on_noop);
 }
 
 static void on_cursor(bool ok, const char *value, void *arg)
@@ -608,7 +699,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         (void)fd;
         (void)what;
         OMR_MAGIC_CHECK(p, POLLER_MAGIC);
-        if (p->stopped || p->step != ST_IDLE)
+        if (p->stopped || p->busy)
                 return;
         if (p->have_cursor) {
                 start_round(p);
@@ -620,9 +711,9 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                 schedule(p, 200);
                 return;
         }
-        p->step = ST_BUSY;
+        p->busy = true;
         if (omr_cursor_get(p->ec->c->core, p->cursor_name, on_cursor, p) != 0) {
-                p->step = ST_IDLE;
+                p->busy = false;
                 end_round(p, "cannot read the cursor: Redis unavailable");
         }
 }
@@ -637,8 +728,10 @@ struct imap_poller *imap_poller_new(struct email_conn *ec, const char *name)
         p->name = strdup(name);
         if (asprintf(&p->cursor_name, "imap:%s", name) < 0)
                 p->cursor_name = NULL;
-        p->timer = evtimer_new(omr_core_base(ec->c->core), on_timer, p);
-        if (p->name == NULL || p->cursor_name == NULL || p->timer == NULL) {
+        struct event_base *base = omr_core_base(ec->c->core);
+        p->fetcher = omr_fetcher_new(base);
+        p->timer = evtimer_new(base, on_timer, p);
+        if (p->name == NULL || p->cursor_name == NULL || p->fetcher == NULL || p->timer == NULL) {
                 poller_free(p);
                 return NULL;
         }
@@ -661,6 +754,14 @@ void imap_poller_stop(struct imap_poller *p)
         p->next = NULL;
         p->stopped = true;
         evtimer_del(p->timer);
-        if (p->step == ST_IDLE)
+        if (!p->busy) {
                 poller_free(p);
+        } else if (p->fetching) {
+                /* Cancel the IMAP request: its callback (with an error)
+                 * frees the poller. */
+                struct omr_fetcher *f = p->fetcher;
+                p->fetcher = NULL;
+                omr_fetcher_free(f);
+        }
+        /* A Redis request in flight: its callback frees the poller. */
 }

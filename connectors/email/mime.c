@@ -5,9 +5,10 @@
  * noticed comes back through the parser options' warning callback, which
  * we turn into the `warnings` text). One walk over the tree picks the body
  * parts and lists the attachments with their IMAP section numbers. Bodies
- * are decoded here rather than with g_mime_text_part_get_text(): GMime's
- * charset filter silently drops undecodable bytes and passes unknown
- * charsets through raw, and we want U+FFFD, a warning and a size bound.
+ * are decoded by mime_charset.c rather than g_mime_text_part_get_text():
+ * GMime's charset filter silently drops undecodable bytes and passes
+ * unknown charsets through raw, and we want U+FFFD, a warning and a size
+ * bound. Header fields and loop signals are read by mime_headers.c.
  *
  * Every GMime object made here is unreferenced before omr_email_parse
  * returns; the struct returned holds only malloc'd copies. Any thread:
@@ -24,13 +25,12 @@
 
 #include "mime.h"
 #include "mime_charset.h"
+#include "mime_headers.h"
 #include "omniroute/html.h"
 #include "quote.h"
 
 #define DEFAULT_MAX_TEXT        ((size_t)1 << 20)
 #define DEFAULT_MAX_ATTACHMENTS 100
-#define MAX_REFERENCES          64 /* the root and the 63 newest */
-#define MAX_RECIPIENTS          256
 #define MAX_DEPTH               32 /* MIME nesting walked; deeper parts are not read */
 #define HTML_FACTOR             4  /* HTML decoded for conversion: up to 4 x max_text */
 
@@ -75,10 +75,9 @@ struct ctx {
         struct omr_email *e;
         size_t max_text, max_attachments;
         GMimeParserOptions *opts;
-        uint32_t parser_warnings; /* bit per GMimeParserWarning seen */
+        uint32_t parser_warnings;  /* bit per GMimeParserWarning seen */
         GMimeObject *plain, *html; /* body candidates, borrowed from the message */
         size_t attachments_cap, attachments_over;
-        size_t recipients_cap;
         bool too_deep;
         bool oom;
 };
@@ -121,8 +120,8 @@ static size_t sat_mul(size_t a, size_t b)
 /* Decodes a body's bytes (charset NULL: not declared) into at most cap
  * bytes of UTF-8, \n line ends when `text`; what went wrong becomes
  * warnings naming `what` ("text", "html"). */
-static GString *decode(struct ctx *c, const char *in, size_t len, const char *charset,
-                       size_t cap, bool text, const char *what)
+static GString *decode(struct ctx *c, const char *in, size_t len, const char *charset, size_t cap,
+                       bool text, const char *what)
 {
         struct omr_decoded d;
         omr_mime_decode(in, len, charset, cap, text, &d);
@@ -196,285 +195,16 @@ static GString *decode_part(struct ctx *c, GMimeObject *obj, size_t cap, bool te
         return s;
 }
 
-/* --- headers ------------------------------------------------------------- */
+/* --- strings -------------------------------------------------------------- */
 
-/* A header value as one line of valid UTF-8 (controls become spaces),
- * trimmed; NULL for NULL or, when `empty_null`, for "". */
 static char *one_line(struct ctx *c, const char *s, bool empty_null)
 {
-        if (s == NULL)
-                return NULL;
-        gchar *v = g_utf8_make_valid(s, -1);
-        for (char *p = v; *p; p++)
-                if ((unsigned char)*p < 0x20 || *p == 0x7f)
-                        *p = ' ';
-        g_strstrip(v);
-        char *out = empty_null && *v == '\0' ? NULL : copy(c, v);
-        g_free(v);
-        return out;
+        return omr_mime_one_line(s, empty_null, &c->oom);
 }
 
 static char *lower_line(struct ctx *c, const char *s)
 {
-        char *l = one_line(c, s, true);
-        if (l == NULL)
-                return NULL;
-        gchar *down = g_utf8_strdown(l, -1);
-        free(l);
-        char *out = copy(c, down);
-        g_free(down);
-        return out;
-}
-
-/* First mailbox of a list, looking one level into groups. */
-static InternetAddressMailbox *first_mailbox(InternetAddressList *l)
-{
-        int n = l ? internet_address_list_length(l) : 0;
-        for (int i = 0; i < n; i++) {
-                InternetAddress *a = internet_address_list_get_address(l, i);
-                if (INTERNET_ADDRESS_IS_MAILBOX(a))
-                        return (InternetAddressMailbox *)a;
-                if (INTERNET_ADDRESS_IS_GROUP(a)) {
-                        InternetAddressList *m =
-                                internet_address_group_get_members((InternetAddressGroup *)a);
-                        int k = m ? internet_address_list_length(m) : 0;
-                        for (int j = 0; j < k; j++) {
-                                InternetAddress *b = internet_address_list_get_address(m, j);
-                                if (INTERNET_ADDRESS_IS_MAILBOX(b))
-                                        return (InternetAddressMailbox *)b;
-                        }
-                }
-        }
-        return NULL;
-}
-
-static void add_recipient(struct ctx *c, const char *addr)
-{
-        struct omr_email *e = c->e;
-        char *a = lower_line(c, addr);
-        if (a == NULL)
-                return;
-        for (size_t i = 0; i < e->n_recipients; i++)
-                if (strcmp(e->recipients[i], a) == 0) {
-                        free(a);
-                        return;
-                }
-        if (e->n_recipients == MAX_RECIPIENTS) {
-                free(a);
-                return;
-        }
-        if (e->n_recipients == c->recipients_cap) {
-                size_t cap = c->recipients_cap ? c->recipients_cap * 2 : 8;
-                char **r = realloc(e->recipients, cap * sizeof(*r));
-                if (r == NULL) {
-                        c->oom = true;
-                        free(a);
-                        return;
-                }
-                e->recipients = r;
-                c->recipients_cap = cap;
-        }
-        e->recipients[e->n_recipients++] = a;
-}
-
-static void add_recipients(struct ctx *c, InternetAddressList *l, int depth)
-{
-        int n = l ? internet_address_list_length(l) : 0;
-        for (int i = 0; i < n; i++) {
-                InternetAddress *a = internet_address_list_get_address(l, i);
-                if (INTERNET_ADDRESS_IS_MAILBOX(a))
-                        add_recipient(c, internet_address_mailbox_get_addr(
-                                                 (InternetAddressMailbox *)a));
-                else if (INTERNET_ADDRESS_IS_GROUP(a) && depth == 0)
-                        add_recipients(c,
-                                       internet_address_group_get_members(
-                                               (InternetAddressGroup *)a),
-                                       1);
-        }
-}
-
-/* Every header `name` of the message, parsed as an address list. */
-static void add_header_recipients(struct ctx *c, GMimeObject *msg, const char *name)
-{
-        GMimeHeaderList *hl = g_mime_object_get_header_list(msg);
-        int n = hl ? g_mime_header_list_get_count(hl) : 0;
-        for (int i = 0; i < n; i++) {
-                GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
-                const char *hn = g_mime_header_get_name(h), *v = g_mime_header_get_value(h);
-                if (hn == NULL || v == NULL || g_ascii_strcasecmp(hn, name) != 0)
-                        continue;
-                InternetAddressList *l = internet_address_list_parse(c->opts, v);
-                if (l != NULL) {
-                        add_recipients(c, l, 0);
-                        g_object_unref(l);
-                }
-        }
-}
-
-static void read_ids(struct ctx *c, GMimeMessage *msg)
-{
-        struct omr_email *e = c->e;
-        e->message_id = one_line(c, g_mime_message_get_message_id(msg), true);
-        const char *irt = g_mime_object_get_header((GMimeObject *)msg, "In-Reply-To");
-        GMimeReferences *r = irt ? g_mime_references_parse(c->opts, irt) : NULL;
-        if (r != NULL && g_mime_references_length(r) > 0)
-                e->in_reply_to = one_line(c, g_mime_references_get_message_id(r, 0), true);
-        if (r != NULL)
-                g_mime_references_free(r);
-
-        const char *refs = g_mime_object_get_header((GMimeObject *)msg, "References");
-        r = refs ? g_mime_references_parse(c->opts, refs) : NULL;
-        int n = r ? g_mime_references_length(r) : 0;
-        if (n > 0 && (e->references = calloc((size_t)n, sizeof(char *))) == NULL)
-                c->oom = true;
-        for (int i = 0; e->references && i < n; i++) {
-                /* Keep the root (threading keys on it) and the newest. */
-                if (i > 0 && i < n - (MAX_REFERENCES - 1))
-                        continue;
-                char *id = one_line(c, g_mime_references_get_message_id(r, i), true);
-                if (id != NULL)
-                        e->references[e->n_references++] = id;
-        }
-        if (r != NULL)
-                g_mime_references_free(r);
-}
-
-static void read_headers(struct ctx *c, GMimeMessage *msg)
-{
-        struct omr_email *e = c->e;
-        read_ids(c, msg);
-        InternetAddressMailbox *from = first_mailbox(g_mime_message_get_from(msg));
-        if (from != NULL) {
-                e->from_addr = lower_line(c, internet_address_mailbox_get_addr(from));
-                e->from_name = one_line(c, internet_address_get_name((InternetAddress *)from), true);
-        }
-        InternetAddressMailbox *rt = first_mailbox(g_mime_message_get_reply_to(msg));
-        if (rt != NULL)
-                e->reply_to_addr = lower_line(c, internet_address_mailbox_get_addr(rt));
-        add_recipients(c, g_mime_message_get_to(msg), 0);
-        add_recipients(c, g_mime_message_get_cc(msg), 0);
-        add_header_recipients(c, (GMimeObject *)msg, "Delivered-To");
-        add_header_recipients(c, (GMimeObject *)msg, "X-Original-To");
-        e->subject = one_line(c, g_mime_message_get_subject(msg), false);
-        GDateTime *d = g_mime_message_get_date(msg);
-        if (d != NULL)
-                e->date_ms = g_date_time_to_unix(d) * 1000 + g_date_time_get_microsecond(d) / 1000;
-}
-
-/* Subject and From name written as raw 8-bit bytes that are not UTF-8
- * (older mailers in Thailand, Vietnam, Turkey …): GMime read them as
- * Latin-1. The body's charset is the better guess; read them again. */
-static void redecode_8bit(struct ctx *c, GMimeMessage *msg)
-{
-        GMimeObject *body = c->plain ? c->plain : c->html;
-        char buf[OMR_CHARSET_MAX + 16];
-        const char *cs = body ? omr_mime_legacy_charset(
-                                        g_mime_object_get_content_type_parameter(body, "charset"),
-                                        buf, sizeof(buf))
-                              : NULL;
-        if (cs == NULL)
-                return;
-        GMimeHeaderList *hl = g_mime_object_get_header_list((GMimeObject *)msg);
-        GMimeHeader *subject = hl ? g_mime_header_list_get_header(hl, "Subject") : NULL;
-        GMimeHeader *from = hl ? g_mime_header_list_get_header(hl, "From") : NULL;
-        const char *sraw = subject ? g_mime_header_get_raw_value(subject) : NULL;
-        const char *fraw = from ? g_mime_header_get_raw_value(from) : NULL;
-        bool s8 = sraw != NULL && !g_utf8_validate(sraw, -1, NULL);
-        bool f8 = fraw != NULL && !g_utf8_validate(fraw, -1, NULL);
-        if (!s8 && !f8)
-                return;
-        GMimeParserOptions *o = g_mime_parser_options_new();
-        const char *fallback[] = {"utf-8", cs, NULL};
-        g_mime_parser_options_set_fallback_charsets(o, fallback);
-        if (s8) {
-                gchar *unfolded = g_mime_utils_header_unfold(sraw);
-                gchar *decoded = g_mime_utils_header_decode_text(o, unfolded);
-                char *line = one_line(c, decoded, false);
-                if (line != NULL) {
-                        free(c->e->subject);
-                        c->e->subject = line;
-                }
-                g_free(decoded);
-                g_free(unfolded);
-        }
-        if (f8) {
-                InternetAddressList *l = internet_address_list_parse(o, fraw);
-                InternetAddressMailbox *mb = first_mailbox(l);
-                if (mb != NULL) {
-                        free(c->e->from_name);
-                        c->e->from_name =
-                                one_line(c, internet_address_get_name((InternetAddress *)mb), true);
-                }
-                if (l != NULL)
-                        g_object_unref(l);
-        }
-        g_mime_parser_options_free(o);
-}
-
-/* --- loop protection ----------------------------------------------------- */
-
-/* The header's value up to ';' or a comment, trimmed, equals word
- * (case-insensitive)? */
-static bool value_is(const char *v, const char *word)
-{
-        if (v == NULL)
-                return false;
-        while (*v == ' ' || *v == '\t')
-                v++;
-        size_t n = strcspn(v, ";(");
-        while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-                n--;
-        return n == strlen(word) && g_ascii_strncasecmp(v, word, n) == 0;
-}
-
-/* RFC 3834 and common practice; the first reason found is named. */
-static const char *auto_reason(GMimeMessage *msg, const char *from_addr)
-{
-        GMimeObject *o = (GMimeObject *)msg;
-        const char *v = g_mime_object_get_header(o, "Auto-Submitted");
-        if (v != NULL && !value_is(v, "no")) {
-                if (value_is(v, "auto-replied"))
-                        return "Auto-Submitted: auto-replied";
-                if (value_is(v, "auto-generated"))
-                        return "Auto-Submitted: auto-generated";
-                if (value_is(v, "auto-notified"))
-                        return "Auto-Submitted: auto-notified";
-                return "Auto-Submitted";
-        }
-        v = g_mime_object_get_header(o, "Precedence");
-        if (value_is(v, "bulk"))
-                return "Precedence: bulk";
-        if (value_is(v, "list"))
-                return "Precedence: list";
-        if (value_is(v, "junk"))
-                return "Precedence: junk";
-        v = g_mime_object_get_header(o, "Return-Path");
-        if (v != NULL) {
-                size_t n = 0;
-                char compact[4];
-                for (; *v && n < sizeof(compact) - 1; v++)
-                        if (!g_ascii_isspace(*v))
-                                compact[n++] = *v;
-                compact[n] = '\0';
-                if (*v == '\0' && (n == 0 || strcmp(compact, "<>") == 0))
-                        return "Return-Path: <>";
-        }
-        if (value_is(g_mime_object_get_header(o, "X-Autoreply"), "yes"))
-                return "X-Autoreply: yes";
-        if (g_mime_object_get_header(o, "X-Autorespond") != NULL)
-                return "X-Autorespond";
-        if (g_mime_object_get_header(o, "List-Id") != NULL)
-                return "List-Id";
-        if (g_mime_object_get_header(o, "List-Unsubscribe") != NULL)
-                return "List-Unsubscribe";
-        if (from_addr != NULL) {
-                size_t local = strcspn(from_addr, "@");
-                if (local == 13 && strncmp(from_addr, "mailer-daemon", 13) == 0)
-                        return "From: mailer-daemon";
-                if (local == 10 && strncmp(from_addr, "postmaster", 10) == 0)
-                        return "From: postmaster";
-        }
-        return NULL;
+        return omr_mime_lower_line(s, &c->oom);
 }
 
 /* --- the part tree ------------------------------------------------------- */
@@ -641,12 +371,15 @@ static void read_body(struct ctx *c)
         char *plain = NULL;
         if (c->plain != NULL)
                 plain = take(c, decode_part(c, c->plain, c->max_text, true, "text"));
+        /* A blank text/plain beside HTML is a placeholder: read the HTML. */
+        bool from_html = c->html != NULL && (plain == NULL || blank(plain));
         if (c->html != NULL) {
-                GString *h = decode_part(c, c->html, sat_mul(c->max_text, HTML_FACTOR), false,
-                                         "html");
+                /* Markup takes room: more HTML than text is decoded when
+                 * the text comes from it. */
+                size_t cap = from_html ? sat_mul(c->max_text, HTML_FACTOR) : c->max_text;
+                GString *h = decode_part(c, c->html, cap, false, "html");
                 e->html = capped_copy(c, h->str, c->max_text, "html");
-                if (plain == NULL || blank(plain)) {
-                        /* A blank text/plain beside HTML is a placeholder. */
+                if (from_html) {
                         char *t = omr_html_to_text(h->str, h->len);
                         if (t == NULL) {
                                 c->oom = true;
@@ -661,8 +394,9 @@ static void read_body(struct ctx *c)
         e->body_full = plain ? plain : copy(c, "");
 }
 
-/* What GMime reported that means content may be missing. */
-static void mime_warnings(struct ctx *c, GMimeObject *top)
+/* What GMime reported that means content may be missing; true when
+ * there was such a thing. */
+static bool mime_warnings(struct ctx *c, GMimeObject *top)
 {
         static const struct {
                 GMimeParserWarning code;
@@ -696,6 +430,7 @@ static void mime_warnings(struct ctx *c, GMimeObject *top)
         }
         if (any)
                 warn(c->e, msg);
+        return any;
 }
 
 /* The bytes after the header block, for a message whose MIME structure
@@ -714,8 +449,8 @@ static void raw_body(struct ctx *c, const char *raw, size_t len)
         if (body == NULL)
                 return;
         free(c->e->body_full);
-        c->e->body_full = take(c, decode(c, body, len - (size_t)(body - raw), NULL, c->max_text,
-                                         true, "text"));
+        c->e->body_full = take(
+                c, decode(c, body, len - (size_t)(body - raw), NULL, c->max_text, true, "text"));
 }
 
 /* White space off both ends, in place: what omr_email_trim_quoted does
@@ -735,22 +470,25 @@ static void trim_ends(char *s)
 static void read_message(struct ctx *c, GMimeMessage *msg, const char *raw, size_t len)
 {
         struct omr_email *e = c->e;
-        read_headers(c, msg);
+        if (!omr_mime_read_headers(msg, c->opts, e))
+                c->oom = true;
         GMimeObject *top = g_mime_message_get_mime_part(msg);
         walk(c, top, "", 0);
-        redecode_8bit(c, msg);
-        mime_warnings(c, top ? top : (GMimeObject *)msg);
+        if (!omr_mime_redecode(msg, c->plain ? c->plain : c->html, e))
+                c->oom = true;
+        bool broken = mime_warnings(c, top ? top : (GMimeObject *)msg);
         read_body(c);
-        if (c->plain == NULL && c->html == NULL && e->n_attachments == 0 &&
-            c->attachments_over == 0 && e->warnings[0] != '\0' && e->body_full &&
-            e->body_full[0] == '\0')
+        /* Broken structure with nothing found in it: the raw text is
+         * better than nothing. */
+        if (broken && c->plain == NULL && c->html == NULL && e->n_attachments == 0 &&
+            c->attachments_over == 0 && e->body_full && e->body_full[0] == '\0')
                 raw_body(c, raw, len);
         if (c->attachments_over > 0) {
                 char msg_[64];
                 snprintf(msg_, sizeof(msg_), "%zu attachments not listed", c->attachments_over);
                 warn(e, msg_);
         }
-        e->auto_reason = auto_reason(msg, e->from_addr);
+        e->auto_reason = omr_mime_auto_reason(msg, e->from_addr);
         e->auto_submitted = e->auto_reason != NULL;
 }
 
@@ -781,14 +519,15 @@ struct omr_email *omr_email_parse(const char *raw, size_t len, const struct omr_
                 g_object_unref(msg);
         } else {
                 warn(e, "not a MIME message");
-                e->body_full = take(&c, decode(&c, raw ? raw : "", len, NULL, c.max_text, true,
-                                               "text"));
+                e->body_full =
+                        take(&c, decode(&c, raw ? raw : "", len, NULL, c.max_text, true, "text"));
         }
         g_object_unref(parser);
         g_object_unref(stream);
         g_mime_parser_options_free(c.opts);
         trim_ends(e->body_full);
-        if (!c.oom && e->body_full != NULL && (e->text = omr_email_trim_quoted(e->body_full)) == NULL)
+        if (!c.oom && e->body_full != NULL &&
+            (e->text = omr_email_trim_quoted(e->body_full)) == NULL)
                 c.oom = true;
         if (c.oom || e->body_full == NULL) {
                 omr_email_free(e);

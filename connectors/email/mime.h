@@ -26,26 +26,26 @@ struct omr_email_attachment {
 };
 
 struct omr_email {
-        char *message_id;      /* without <>, NULL when absent/unparseable */
-        char *in_reply_to;     /* first msg-id of In-Reply-To without <>, or NULL */
-        char **references;     /* References msg-ids without <>, oldest first; at most 64:
-                                  the first (the thread's root) and the 63 newest */
+        char *message_id;  /* without <>, NULL when absent/unparseable */
+        char *in_reply_to; /* first msg-id of In-Reply-To without <>, or NULL */
+        char **references; /* References msg-ids without <>, oldest first; at most 64:
+                              the first (the thread's root) and the 63 newest */
         size_t n_references;
-        char *from_addr;       /* lower-cased address of the first From mailbox, NULL if none */
-        char *from_name;       /* decoded display name, NULL if none */
-        char *reply_to_addr;   /* lower-cased first Reply-To address or NULL */
-        char **recipients;     /* lower-cased addresses from To, Cc, Delivered-To, X-Original-To,
-                                  in that order, no duplicates; at most 256 */
+        char *from_addr;     /* lower-cased address of the first From mailbox, NULL if none */
+        char *from_name;     /* decoded display name, NULL if none */
+        char *reply_to_addr; /* lower-cased first Reply-To address or NULL */
+        char **recipients;   /* lower-cased addresses from To, Cc, Delivered-To, X-Original-To,
+                                in that order, no duplicates; at most 256 */
         size_t n_recipients;
-        char *subject;         /* decoded (RFC 2047, any charset) UTF-8, NULL if absent */
-        int64_t date_ms;       /* Date header in ms since the epoch, 0 when absent/invalid */
-        char *text;            /* what an agent reads: body_full with quoted history and
-                                  signature trimmed (quote.h); never NULL ("" ok) */
-        char *body_full;       /* full text body in UTF-8, \n line ends: the text/plain part
-                                  preferred (first one outside attachments;
-                                  multipart/alternative -> plain), else text/html converted
-                                  with omr_html_to_text; never NULL */
-        char *html;            /* the text/html body in UTF-8 when there is one, else NULL */
+        char *subject;   /* decoded (RFC 2047, any charset) UTF-8, NULL if absent */
+        int64_t date_ms; /* Date header in ms since the epoch, 0 when absent/invalid */
+        char *text;      /* what an agent reads: body_full with quoted history and
+                            signature trimmed (quote.h); never NULL ("" ok) */
+        char *body_full; /* full text body in UTF-8, \n line ends: the text/plain part
+                            preferred (first one outside attachments;
+                            multipart/alternative -> plain), else text/html converted
+                            with omr_html_to_text; never NULL */
+        char *html;      /* the text/html body in UTF-8 when there is one, else NULL */
         struct omr_email_attachment *attachments;
         size_t n_attachments;
         bool auto_submitted;     /* machine-sent: never auto-answer (see mime.c) */

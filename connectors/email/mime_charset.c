@@ -27,18 +27,30 @@ enum mode { M_UTF8, M_SNIFF, M_ICONV, M_UNKNOWN };
 static const struct {
         const char *label, *iconv_name;
 } supersets[] = {
-        {"iso-8859-1", "WINDOWS-1252"}, {"iso8859-1", "WINDOWS-1252"},
-        {"iso_8859-1", "WINDOWS-1252"}, {"latin1", "WINDOWS-1252"},
-        {"l1", "WINDOWS-1252"},         {"cp819", "WINDOWS-1252"},
-        {"tis-620", "WINDOWS-874"},     {"tis620", "WINDOWS-874"},
-        {"iso-8859-11", "WINDOWS-874"}, {"x-windows-874", "WINDOWS-874"},
-        {"iso-8859-9", "WINDOWS-1254"}, {"latin5", "WINDOWS-1254"},
-        {"gb2312", "GB18030"},          {"gbk", "GB18030"},
-        {"x-gbk", "GB18030"},           {"euc-cn", "GB18030"},
-        {"cp936", "GB18030"},           {"csgb2312", "GB18030"},
-        {"ks_c_5601-1987", "CP949"},    {"euc-kr", "CP949"},
-        {"shift_jis", "CP932"},         {"shift-jis", "CP932"},
-        {"sjis", "CP932"},              {"x-sjis", "CP932"},
+        {"iso-8859-1", "WINDOWS-1252"},
+        {"iso8859-1", "WINDOWS-1252"},
+        {"iso_8859-1", "WINDOWS-1252"},
+        {"latin1", "WINDOWS-1252"},
+        {"l1", "WINDOWS-1252"},
+        {"cp819", "WINDOWS-1252"},
+        {"tis-620", "WINDOWS-874"},
+        {"tis620", "WINDOWS-874"},
+        {"iso-8859-11", "WINDOWS-874"},
+        {"x-windows-874", "WINDOWS-874"},
+        {"iso-8859-9", "WINDOWS-1254"},
+        {"latin5", "WINDOWS-1254"},
+        {"gb2312", "GB18030"},
+        {"gbk", "GB18030"},
+        {"x-gbk", "GB18030"},
+        {"euc-cn", "GB18030"},
+        {"cp936", "GB18030"},
+        {"csgb2312", "GB18030"},
+        {"ks_c_5601-1987", "CP949"},
+        {"euc-kr", "CP949"},
+        {"shift_jis", "CP932"},
+        {"shift-jis", "CP932"},
+        {"sjis", "CP932"},
+        {"x-sjis", "CP932"},
         {"windows-31j", "CP932"},
 };
 
@@ -207,9 +219,10 @@ static void safe_label(const char *s, char *out, size_t size)
 void omr_mime_decode(const char *in, size_t len, const char *charset, size_t cap, bool newlines,
                      struct omr_decoded *d)
 {
+        if (in == NULL) /* an empty GByteArray's data */
+                in = "";
         char name[OMR_CHARSET_MAX + 16];
         enum mode mode = resolve(charset, name, sizeof(name));
-        iconv_t cd = (iconv_t)-1;
         /* Two bytes in give at least one out (CR LF), so this much input
          * fills cap in the byte-preserving modes. */
         size_t enough = sat_mul(cap, 2) + 16;
@@ -225,7 +238,8 @@ void omr_mime_decode(const char *in, size_t len, const char *charset, size_t cap
                         mode = M_ICONV;
                 }
         }
-        if (mode == M_ICONV && (cd = iconv_open("UTF-8", name)) == (iconv_t)-1)
+        iconv_t cd = mode == M_ICONV ? iconv_open("UTF-8", name) : (iconv_t)-1;
+        if (mode == M_ICONV && cd == (iconv_t)-1)
                 mode = M_UNKNOWN;
         if (mode == M_UNKNOWN)
                 d->flags |= OMR_DECODE_UNKNOWN;

@@ -1,8 +1,8 @@
 /* quote.c — cuts the quoted history and the signature from an email's
  * text (quote.h), so an agent reads what the customer just wrote.
  *
- * The text is split into lines once; every rule below looks at lines and
- * moves one cut index up, never down:
+ * The text is split into lines once; each rule below looks at the lines
+ * above the cut so far and may move the cut up (earlier), never down:
  *   1. the first line that starts unmarked history: an attribution ("On
  *      ... wrote:" and its translations, also wrapped over two lines),
  *      "-----Original Message-----", Outlook's underscore rule followed by
@@ -92,19 +92,25 @@ static bool ends_any(struct line l, const char *const *suffixes)
  * Vietnamese, Thai and Chinese forms (those carry the sender's address). */
 static bool attribution(struct line l)
 {
-        static const char *const fr[] = {"\xc3\xa9" "crit :", "\xc3\xa9" "crit:",
-                                         "\xc3\xa9" "crit\xc2\xa0:", "\xc3\xa9" "crit\xe2\x80\xaf:",
+        static const char *const fr[] = {"\xc3\xa9"
+                                         "crit :",
+                                         "\xc3\xa9"
+                                         "crit:",
+                                         "\xc3\xa9"
+                                         "crit\xc2\xa0:",
+                                         "\xc3\xa9"
+                                         "crit\xe2\x80\xaf:",
                                          NULL};
         static const char *const es[] = {"escribi\xc3\xb3:", "escribi\xc3\xb3 :", NULL};
         static const char *const addressed[] = {
                 "wrote:",
-                "yazd\xc4\xb1:",                                 /* Turkish */
-                "\xc4\x91\xc3\xa3 vi\xe1\xba\xbft:",             /* Vietnamese đã viết: */
+                "yazd\xc4\xb1:",                     /* Turkish */
+                "\xc4\x91\xc3\xa3 vi\xe1\xba\xbft:", /* Vietnamese đã viết: */
                 "\xe0\xb9\x80\xe0\xb8\x82\xe0\xb8\xb5\xe0\xb8\xa2\xe0\xb8\x99\xe0\xb8\xa7"
-                "\xe0\xb9\x88\xe0\xb8\xb2:",                      /* Thai เขียนว่า: */
-                "\xe5\x86\x99\xe9\x81\x93\xef\xbc\x9a",           /* 写道： */
-                "\xe5\xaf\xab\xe9\x81\x93\xef\xbc\x9a",           /* 寫道： */
-                "\xe5\x86\x99\xe9\x81\x93:",                      /* 写道: */
+                "\xe0\xb9\x88\xe0\xb8\xb2:",            /* Thai เขียนว่า: */
+                "\xe5\x86\x99\xe9\x81\x93\xef\xbc\x9a", /* 写道： */
+                "\xe5\xaf\xab\xe9\x81\x93\xef\xbc\x9a", /* 寫道： */
+                "\xe5\x86\x99\xe9\x81\x93:",            /* 写道: */
                 NULL};
         l = trim(l);
         if (l.n == 0 || l.n > MAX_ATTRIBUTION)
@@ -120,12 +126,24 @@ static bool attribution(struct line l)
         return contains(l, "@") && ends_any(l, addressed);
 }
 
-/* Line i alone or joined with line i+1 (Gmail wraps long attributions). */
+/* How attributions with a fixed first word begin. */
+static bool attribution_start(struct line l)
+{
+        l = trim(l);
+        return starts_ci(l, "On ") || starts_ci(l, "Le ") || starts_ci(l, "Am ") ||
+               starts_ci(l, "El ");
+}
+
+/* Line i alone or joined with line i+1 (Gmail wraps long attributions).
+ * When line i+1 is an attribution on its own, line i joins it only when
+ * it starts like one ("On ... <" / "address> wrote:"): else a line of the
+ * reply just above would be cut with it. */
 static bool attribution_at(const struct line *lines, size_t n, size_t i)
 {
         if (attribution(lines[i]))
                 return true;
-        if (i + 1 >= n || blank(lines[i]) || blank(lines[i + 1]) || attribution(lines[i + 1]))
+        if (i + 1 >= n || blank(lines[i]) || blank(lines[i + 1]) ||
+            (attribution(lines[i + 1]) && !attribution_start(lines[i])))
                 return false;
         struct line a = trim(lines[i]), b = trim(lines[i + 1]);
         if (a.n + 1 + b.n > MAX_ATTRIBUTION)
@@ -139,10 +157,14 @@ static bool attribution_at(const struct line *lines, size_t n, size_t i)
 
 static bool original_message(struct line l)
 {
-        static const char *const names[] = {
-                "Original Message",   "Urspr\xc3\xbc" "ngliche Nachricht", "Message d'origine",
-                "Mensaje original",   "Messaggio originale",            "Oorspronkelijk bericht",
-                NULL};
+        static const char *const names[] = {"Original Message",
+                                            "Urspr\xc3\xbc"
+                                            "ngliche Nachricht",
+                                            "Message d'origine",
+                                            "Mensaje original",
+                                            "Messaggio originale",
+                                            "Oorspronkelijk bericht",
+                                            NULL};
         l = trim(l);
         if (l.n < 4 || l.s[0] != '-' || l.s[1] != '-')
                 return false;
@@ -171,8 +193,8 @@ static bool header_from(struct line l)
 static bool header_sent(struct line l)
 {
         static const char *const sent[] = {
-                "Sent:", "Date:", "Gesendet:", "Datum:", "Envoy\xc3\xa9 :", "Envoy\xc3\xa9:",
-                "Enviado:", "Fecha:", "Inviato:", "Data:", "Verzonden:", NULL};
+                "Sent:",    "Date:",  "Gesendet:", "Datum:", "Envoy\xc3\xa9 :", "Envoy\xc3\xa9:",
+                "Enviado:", "Fecha:", "Inviato:",  "Data:",  "Verzonden:",      NULL};
         l = trim(l);
         for (size_t i = 0; sent[i]; i++)
                 if (starts_ci(l, sent[i]))
@@ -283,7 +305,8 @@ static size_t signature_start(const struct line *lines, size_t cut)
                 struct line l = lines[i];
                 while (l.n > 0 && l.s[l.n - 1] == '\r')
                         l.n--;
-                if ((l.n == 3 && memcmp(l.s, "-- ", 3) == 0) || (l.n == 2 && memcmp(l.s, "--", 2) == 0))
+                if ((l.n == 3 && memcmp(l.s, "-- ", 3) == 0) ||
+                    (l.n == 2 && memcmp(l.s, "--", 2) == 0))
                         return i;
         }
         return cut;
@@ -293,17 +316,27 @@ static size_t signature_start(const struct line *lines, size_t cut)
 static bool device_line(struct line l)
 {
         static const char *const prefixes[] = {
-                "Sent from my ",        "Sent from Mail for ", "Sent from Outlook", "Sent from Yahoo",
-                "Get Outlook for ",     "Sent via ",          "Envoy\xc3\xa9 de mon ", "Von meinem ",
-                "Enviado desde mi ",    "Enviado do meu ",    "Inviato da ",
-                "G\xe1\xbb\xadi t\xe1\xbb\xab ",              /* Gửi từ */
-                "\xe0\xb8\xaa\xe0\xb9\x88\xe0\xb8\x87\xe0\xb8\x88\xe0\xb8\xb2\xe0\xb8\x81", /* ส่งจาก */
-                "\xe5\x8f\x91\xe8\x87\xaa\xe6\x88\x91\xe7\x9a\x84",                       /* 发自我的 */
-                "\xe7\x99\xbc\xe8\x87\xaa\xe6\x88\x91\xe7\x9a\x84",                       /* 發自我的 */
+                "Sent from my ",
+                "Sent from Mail for ",
+                "Sent from Outlook",
+                "Sent from Yahoo",
+                "Get Outlook for ",
+                "Sent via ",
+                "Envoy\xc3\xa9 de mon ",
+                "Von meinem ",
+                "Enviado desde mi ",
+                "Enviado do meu ",
+                "Inviato da ",
+                "G\xe1\xbb\xadi t\xe1\xbb\xab ", /* Gửi từ */
+                "\xe0\xb8\xaa\xe0\xb9\x88\xe0\xb8\x87\xe0\xb8\x88\xe0\xb8\xb2\xe0\xb8\x81", /* ส่งจาก
+                                                                                             */
+                "\xe5\x8f\x91\xe8\x87\xaa\xe6\x88\x91\xe7\x9a\x84", /* 发自我的 */
+                "\xe7\x99\xbc\xe8\x87\xaa\xe6\x88\x91\xe7\x9a\x84", /* 發自我的 */
                 NULL};
-        static const char *const suffixes[] = {"g\xc3\xb6nderildi",                  /* Turkish */
-                                               "\xe3\x81\x8b\xe3\x82\x89\xe9\x80\x81\xe4\xbf\xa1", /* から送信 */
-                                               NULL};
+        static const char *const suffixes[] = {
+                "g\xc3\xb6nderildi",                                /* Turkish */
+                "\xe3\x81\x8b\xe3\x82\x89\xe9\x80\x81\xe4\xbf\xa1", /* から送信 */
+                NULL};
         l = trim(l);
         if (l.n == 0 || l.n > 80)
                 return false;

@@ -9,10 +9,13 @@ Spec: /work/spec/email_tests.md (the daemon's contract), /work/spec/mime.md.
 Dovecot notes (Debian bookworm, 2.3.19): it runs as a child of the test with
 its own config (`dovecot -F -c CONF`), listening on 127.0.0.1:<free port>,
 plaintext IMAP only. It refuses to run mail processes as root or below
-first_valid_uid, so the passwd-file users get the `dovecot` uid/gid and the
-whole temp tree is chowned to it (mkdtemp under /tmp, 0755: pytest's
-tmp_path may not be traversable by that uid). Mail goes in by IMAP APPEND
+first_valid_uid, so as root the passwd-file users get the `dovecot` uid/gid
+and the whole temp tree is chowned to it (mkdtemp under /tmp, 0755: pytest's
+tmp_path may not be traversable by that uid); run unprivileged, everything
+is the invoking user's. Mail goes in by IMAP APPEND
 (imaplib, stdlib): 200 messages take ~0.3 s (doveadm save: ~15 ms each).
+Anvil's per-IP auth penalty is switched off (every client here is
+127.0.0.1); a failed login is still answered after auth_failure_delay (2 s).
 """
 
 import base64
@@ -20,6 +23,7 @@ import binascii
 import email
 import email.policy
 import email.utils
+import grp
 import hashlib
 import hmac
 import imaplib
@@ -81,7 +85,16 @@ class Dovecot:
         return f"imap://127.0.0.1:{self.port}/{folder}"
 
     def start(self, timeout=10):
-        pw = pwd.getpwnam("dovecot")
+        if os.geteuid() == 0:
+            # Dovecot will not run mail or login processes as root.
+            pw = pwd.getpwnam("dovecot")
+            login_user, internal_user = "dovenull", "dovecot"
+            internal_group = grp.getgrgid(pw.pw_gid).gr_name
+        else:
+            # Unprivileged: everything runs as the invoking user.
+            pw = pwd.getpwuid(os.geteuid())
+            login_user = internal_user = pw.pw_name
+            internal_group = grp.getgrgid(os.getegid()).gr_name
         uid, gid = pw.pw_uid, pw.pw_gid
         self.dir = tempfile.mkdtemp(prefix="omr-dovecot-", dir="/tmp")
         os.chmod(self.dir, 0o755)
@@ -104,8 +117,9 @@ protocols = imap
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
-default_login_user = dovenull
-default_internal_user = dovecot
+default_login_user = {login_user}
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
 first_valid_uid = {uid}
 first_valid_gid = {gid}
 mail_location = maildir:~/Maildir
@@ -131,18 +145,26 @@ service imap-login {{
     port = 0
   }}
 }}
+# Anvil's per-IP auth penalty would slow every login from 127.0.0.1
+# (another mailbox's too) after one user's failures: a test artefact.
 service anvil {{
   chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 """)
-        for root, dirs, files in os.walk(self.dir):
-            for n in dirs + files:
-                os.chown(os.path.join(root, n), uid, gid)
-        os.chown(self.dir, uid, gid)
+        if os.geteuid() == 0:
+            for root, dirs, files in os.walk(self.dir):
+                for n in dirs + files:
+                    os.chown(os.path.join(root, n), uid, gid)
+            os.chown(self.dir, uid, gid)
         out = open(os.path.join(self.dir, "dovecot.stdout"), "ab")
         try:
+            # its own process group: stop() ends exactly the processes it started
             self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdout=out,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
         finally:
             out.close()
         deadline = time.monotonic() + timeout
@@ -163,13 +185,15 @@ service anvil {{
             time.sleep(0.02)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        """SIGKILL to Dovecot's process group (master, login, auth, imap
+        processes: all started by us). A SIGTERM'd master takes a second to
+        exit, and nothing of this throw-away server needs a clean stop."""
+        if self.proc is not None:
             try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
         self.proc = None
 
     def cleanup(self):
@@ -538,10 +562,20 @@ def _headers(*, sender, name, to, subject, message_id, charset, extra=(), subjec
     return h
 
 
-def _assemble(headers, body_headers, body):
+def _assemble(headers, body_headers, body, check=True):
+    """The message bytes (CRLF). The raw form is written out by hand so the
+    charset labels, encoded-words and transfer encodings are exactly the
+    ones under test; check: Python's email package must parse it without a
+    defect (a broken corpus would make the daemon look wrong)."""
     out = "".join(f"{k}: {v}\r\n" for k, v in list(headers) + list(body_headers))
     out += "\r\n" + body
-    return out.encode("latin-1") if isinstance(out, str) else out
+    raw = out.encode("latin-1")
+    if check:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        defects = [(p.get_content_type(), d) for p in msg.walk() for d in p.defects]
+        assert not defects, f"corpus generator built a defective message: {defects}"
+        assert all(len(line) <= 998 for line in raw.split(b"\r\n")), "line over 998 octets"
+    return raw
 
 
 def _customer(i=None):
@@ -691,7 +725,7 @@ def broken_mail(kind, *, sender=None):
         bh = [("Content-Type", "text/plain; charset=utf-8"), ("Content-Transfer-Encoding", "8bit")]
     else:
         raise ValueError(kind)
-    raw = _assemble(headers, bh, body)
+    raw = _assemble(headers, bh, body, check=False)
     m = Mail(raw=raw, message_id=message_id, from_addr=sender, subject=subject, text=text,
              body_full=text, broken=kind, kind="broken")
     return m

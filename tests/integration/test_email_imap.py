@@ -60,7 +60,7 @@ def check_message(m, j, problems):
 
 @pytest.mark.timeout(75)
 def test_200_mails_in_seven_charsets_ingested_exactly_once_across_restarts(
-        start_daemon, make_config, secrets_dir, dovecot, rdb):
+        dovecot, start_daemon, make_config, secrets_dir, rdb):
     """ACCEPTANCE: 200 mails (UTF-8 + TIS-620, windows-874, windows-1258,
     ISO-8859-9, ISO-2022-JP, GB18030; quoted-printable and base64; B and Q
     encoded subjects and names) are each stored exactly once with the right
@@ -89,6 +89,7 @@ def test_200_mails_in_seven_charsets_ingested_exactly_once_across_restarts(
     d.proc.wait(5)
     n_kill = stored_count(rdb)
     assert n_kill < 200, "the SIGKILL restart did not land in the middle of the mailbox"
+    print(f"restarts after {n_term} (SIGTERM) and {n_kill} (SIGKILL) stored mails")
     d.start()
     d.wait_ready()
 
@@ -116,10 +117,9 @@ def test_200_mails_in_seven_charsets_ingested_exactly_once_across_restarts(
     assert not unseen, f"UIDs not \\Seen: {unseen}"
     assert rdb.get("omr:cursor:imap:support") == f"{validity}:{uids[-1]}"
     assert d.alive()
-    print(f"restarts at {n_term} (SIGTERM) and {n_kill} (SIGKILL) stored mails")
 
 
-def test_after_store_move_puts_mail_in_processed(start_daemon, make_config, secrets_dir, dovecot, rdb):
+def test_after_store_move_puts_mail_in_processed(dovecot, start_daemon, make_config, secrets_dir, rdb):
     """after_store: move — ingested mail ends in the move_to folder, INBOX
     empties, each message stored once."""
     dovecot.create("Processed")
@@ -140,7 +140,7 @@ def test_after_store_move_puts_mail_in_processed(start_daemon, make_config, secr
 
 @pytest.mark.timeout(60)
 def test_mail_stays_unseen_while_redis_is_down_and_is_ingested_once_after(
-        start_daemon, redis_factory, secrets_dir, dovecot):
+        dovecot, start_daemon, redis_factory, secrets_dir):
     """Redis down: the daemon keeps the mail unseen (nothing was stored);
     once Redis is back each message is stored exactly once and marked."""
     srv = redis_factory("redis-aof", extra_args=["--appendonly", "yes", "--appendfsync", "always"])
@@ -178,7 +178,7 @@ def test_mail_stays_unseen_while_redis_is_down_and_is_ingested_once_after(
 
 
 def test_broken_mime_is_stored_with_warnings_and_later_mail_still_flows(
-        start_daemon, make_config, secrets_dir, dovecot, rdb):
+        dovecot, start_daemon, make_config, secrets_dir, rdb):
     """Missing closing boundary, garbage base64, an unknown charset and
     invalid UTF-8 declared as UTF-8: each is stored (what could be read,
     plus `warnings`), marked \\Seen, and the mail after them is ingested."""
@@ -211,7 +211,7 @@ def test_broken_mime_is_stored_with_warnings_and_later_mail_still_flows(
 
 
 def test_attachments_are_imap_references_and_html_only_mail_gives_text(
-        start_daemon, make_config, secrets_dir, dovecot, rdb):
+        dovecot, start_daemon, make_config, secrets_dir, rdb):
     """Attachments are listed with name (RFC 2231 decoded), type, size and
     an IMAP URL whose section, fetched from Dovecot, is the attachment; an
     HTML-only mail's text is made from the HTML, which is kept in `html`."""
@@ -247,7 +247,7 @@ def test_attachments_are_imap_references_and_html_only_mail_gives_text(
 
 @pytest.mark.timeout(45)
 def test_bad_password_is_logged_and_other_mailbox_keeps_working(
-        start_daemon, make_config, secrets_dir, dovecot, rdb):
+        dovecot, start_daemon, make_config, secrets_dir, rdb):
     """Mailbox support logs in with a wrong password: the daemon logs that
     mailbox's error and keeps running; mailbox sales (another Dovecot user)
     is ingested meanwhile, before and after repeated failures."""

@@ -32,15 +32,14 @@
 
 #define THAI_UTF8                                                                                  \
         "\xe0\xb8\xaa\xe0\xb8\xa7\xe0\xb8\xb1\xe0\xb8\xaa\xe0\xb8\x94\xe0\xb8\xb5\xe0\xb8\x84\xe0" \
-        "\xb8\xa3\xe0\xb8\xb1\xe0\xb8\x9a" /* สวัสดีครับ */
+        "\xb8\xa3\xe0\xb8\xb1\xe0\xb8\x9a"           /* สวัสดีครับ */
 #define VIET_UTF8 "Ti\xe1\xba\xbfng Vi\xe1\xbb\x87t" /* Tiếng Việt */
 #define TURK_UTF8                                                                                  \
         "T\xc3\xbcrk\xc3\xa7"                                                                      \
         "e \xc4\x9f\xc3\xbc\xc5\x9f\xc4\xb1\xc3\xb6\xc3\xa7" /* Türkçe ğüşıöç */
 #define JA_UTF8 "\xe3\x81\x93\xe3\x82\x93\xe3\x81\xab\xe3\x81\xa1\xe3\x81\xaf" /* こんにちは */
-#define ZH_UTF8                                                                                    \
-        "\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c" /* 你好，世界 */
-#define FFFD "\xef\xbf\xbd"
+#define ZH_UTF8 "\xe4\xbd\xa0\xe5\xa5\xbd\xef\xbc\x8c\xe4\xb8\x96\xe7\x95\x8c" /* 你好，世界 */
+#define FFFD    "\xef\xbf\xbd"
 
 static struct omr_email *parse(const char *raw, const struct omr_email_limits *lim)
 {
@@ -148,12 +147,12 @@ static void test_charsets(void **state)
 {
         (void)state;
         for (size_t i = 0; i < N(charset_cases); i++) {
-                char *raw = g_strdup_printf(HDR "Content-Type: text/plain%s%s\r\n"
-                                                "Content-Transfer-Encoding: %s\r\n\r\n%s",
-                                            charset_cases[i].charset ? "; charset=" : "",
-                                            charset_cases[i].charset ? charset_cases[i].charset
-                                                                     : "",
-                                            charset_cases[i].cte, charset_cases[i].body);
+                char *raw =
+                        g_strdup_printf(HDR "Content-Type: text/plain%s%s\r\n"
+                                            "Content-Transfer-Encoding: %s\r\n\r\n%s",
+                                        charset_cases[i].charset ? "; charset=" : "",
+                                        charset_cases[i].charset ? charset_cases[i].charset : "",
+                                        charset_cases[i].cte, charset_cases[i].body);
                 struct omr_email *e = parse(raw, NULL);
                 check_invariants(e);
                 if (!same_text(e->body_full, charset_cases[i].want))
@@ -212,6 +211,23 @@ static const struct {
         {"gb18030 B", "=?gb18030?B?xOO6w6OsysC95w==?=", ZH_UTF8},
         {"iso-8859-1 Q", "=?iso-8859-1?Q?Caf=E9?=", "Caf\xc3\xa9"},
         {"adjacent words join", "=?utf-8?Q?a?= =?utf-8?Q?b?=", "ab"},
+        /* Python's email package: B words with padding, folded; GMime 3.2
+         * alone stops after the first. */
+        {"B words with padding, folded",
+         "=?utf-8?B?4Liq4Lin4Lix4Liq4LiU4Li14LiE4Lij4Lix4LiaIOC4lQ==?=\r\n"
+         " =?utf-8?B?4LmJ4Lit4LiH4LiB4Liy4Lij4LiE4Lin4Liy4Lih4LiK4LmI?=\r\n"
+         " =?utf-8?B?4Lin4Lii4LmA4Lir4Lil4Li34Lit?=",
+         THAI_UTF8 " \xe0\xb8\x95\xe0\xb9\x89\xe0\xb8\xad\xe0\xb8\x87\xe0\xb8\x81\xe0\xb8\xb2"
+                   "\xe0\xb8\xa3\xe0\xb8\x84\xe0\xb8\xa7\xe0\xb8\xb2\xe0\xb8\xa1\xe0\xb8\x8a"
+                   "\xe0\xb9\x88\xe0\xb8\xa7\xe0\xb8\xa2\xe0\xb9\x80\xe0\xb8\xab\xe0\xb8\xa5"
+                   "\xe0\xb8\xb7\xe0\xb8\xad"},
+        {"B words, a character split between them",
+         "=?utf-8?B?4Lg=?= =?utf-8?B?qg==?=", "\xe0\xb8\xaa"},
+        {"B then Q word", "=?utf-8?B?YQ==?= =?utf-8?Q?b?=", "ab"},
+        {"B words in two charsets", "=?tis-620?B?yg==?= =?utf-8?B?YQ==?=",
+         "\xe0\xb8\xaa"
+         "a"},
+        {"not a word", "price =?5 and =?x?B? broken", "price =?5 and =?x?B? broken"},
         {"mixed text and word", "Re: =?utf-8?B?4Liq4Lin4Lix4Liq4LiU4Li14LiE4Lij4Lix4Lia?= #42",
          "Re: " THAI_UTF8 " #42"},
         {"folded", "first\r\n second", "first second"},
@@ -250,8 +266,9 @@ static void test_raw_8bit_headers(void **state)
                                     NULL);
         check_invariants(e);
         assert_string_equal(e->subject, THAI_UTF8);
-        assert_string_equal(e->from_name, "\xe0\xb8\xaa\xe0\xb8\xa7\xe0\xb8\xb1\xe0\xb8\xaa\xe0\xb8\x94"
-                                          "\xe0\xb8\xb5");
+        assert_string_equal(e->from_name,
+                            "\xe0\xb8\xaa\xe0\xb8\xa7\xe0\xb8\xb1\xe0\xb8\xaa\xe0\xb8\x94"
+                            "\xe0\xb8\xb5");
         assert_string_equal(e->body_full, THAI_UTF8);
         omr_email_free(e);
 
@@ -279,8 +296,12 @@ static const struct {
          "t@example.tr", TURK_UTF8},
         {"iso-2022-jp name", "=?iso-2022-jp?B?GyRCJDMkcyRLJEEkTxsoQg==?= <j@example.jp>",
          "j@example.jp", JA_UTF8},
-        {"gb18030 name", "=?gb18030?B?xOO6w6OsysC95w==?= <z@example.cn>", "z@example.cn",
-         ZH_UTF8},
+        {"gb18030 name", "=?gb18030?B?xOO6w6OsysC95w==?= <z@example.cn>", "z@example.cn", ZH_UTF8},
+        {"B words with padding in a name",
+         "=?utf-8?B?4Liq4Lin4Lix4Liq?= =?utf-8?B?4LiU4Li1?= <t@example.th>", "t@example.th",
+         "\xe0\xb8\xaa\xe0\xb8\xa7\xe0\xb8\xb1\xe0\xb8\xaa\xe0\xb8\x94\xe0\xb8\xb5"},
+        {"B words padded, name", "=?utf-8?B?YQ==?= =?utf-8?B?Yg==?= <ab@example.com>",
+         "ab@example.com", "ab"},
         {"group", "Team: x@example.com, y@example.com;", "x@example.com", NULL},
         {"two mailboxes", "a@example.com, b@example.com", "a@example.com", NULL},
         {"garbage", ";;;", NULL, NULL},
@@ -295,8 +316,7 @@ static void test_from(void **state)
                 struct omr_email *e = parse(raw, NULL);
                 check_invariants(e);
                 const char *wa = from_cases[i].want_addr, *wn = from_cases[i].want_name;
-                if ((wa == NULL) != (e->from_addr == NULL) ||
-                    (wa && strcmp(wa, e->from_addr) != 0))
+                if ((wa == NULL) != (e->from_addr == NULL) || (wa && strcmp(wa, e->from_addr) != 0))
                         fail_msg("%s: from_addr \"%s\"", from_cases[i].name,
                                  e->from_addr ? e->from_addr : "(null)");
                 if ((wn == NULL) != (e->from_name == NULL) || (wn && !same_text(e->from_name, wn)))
@@ -322,8 +342,8 @@ static void test_addresses(void **state)
         check_invariants(e);
         assert_string_equal(e->reply_to_addr, "replies@example.com");
         static const char *const want[] = {"support@example.com", "b@example.com",
-                                           "c@example.com", "support+abc@example.com",
-                                           "relay@example.com", "alias@example.com"};
+                                           "c@example.com",       "support+abc@example.com",
+                                           "relay@example.com",   "alias@example.com"};
         assert_int_equal(e->n_recipients, N(want));
         for (size_t i = 0; i < N(want); i++)
                 assert_string_equal(e->recipients[i], want[i]);
@@ -397,8 +417,7 @@ static void test_html_only(void **state)
                           "<ul><li>one</li><li>two</li></ul></body></html>",
                       NULL);
         check_invariants(e);
-        assert_string_equal(e->body_full,
-                            "Hello world & " THAI_UTF8 "\n\nSecond\n\n- one\n- two");
+        assert_string_equal(e->body_full, "Hello world & " THAI_UTF8 "\n\nSecond\n\n- one\n- two");
         assert_string_equal(e->text, e->body_full);
         assert_non_null(e->html);
         assert_non_null(strstr(e->html, "<p>Hello <b>world</b>"));
@@ -425,7 +444,7 @@ static void test_html_only(void **state)
         "--alt\r\n"                                                                                \
         "Content-Type: text/html; charset=tis-620\r\n"                                             \
         "Content-Transfer-Encoding: base64\r\n\r\n"                                                \
-        "PGI+ysfRyrTVpMPRujwvYj4=\r\n" /* <b>สวัสดีครับ</b> */                                     \
+        "PGI+ysfRyrTVpMPRujwvYj4=\r\n" /* <b>สวัสดีครับ</b> */                 \
         "--alt--\r\n"
 
 static void test_alternative(void **state)
@@ -456,38 +475,38 @@ static void test_attachments(void **state)
 {
         (void)state;
         struct omr_email *e = parse(
-                HDR "Content-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n"
-                    "--mix\r\n"
-                    "Content-Type: multipart/alternative; boundary=alt\r\n\r\n" ALT_BODY
-                    "--mix\r\n"
-                    "Content-Type: image/png; name=\"logo.png\"\r\n"
-                    "Content-Disposition: attachment; filename=\"logo.png\"\r\n"
-                    "Content-Transfer-Encoding: base64\r\n\r\n"
-                    "iVBORw0KGgo=\r\n" /* 8 bytes */
-                    "--mix\r\n"
-                    "Content-Type: application/pdf\r\n"
-                    "Content-Disposition: attachment;\r\n"
-                    " filename*=UTF-8''%E0%B8%AA%E0%B8%A7%E0%B8%B1%E0%B8%AA.pdf\r\n\r\n"
-                    "%PDF-1.4\r\n"
-                    "--mix\r\n"
-                    "Content-Type: text/plain; charset=utf-8;\r\n"
-                    " name=\"=?utf-8?B?4LiE4Lij4Lix4Lia?=.txt\"\r\n\r\n"
-                    "notes\r\n"
-                    "--mix\r\n"
-                    "Content-Type: application/octet-stream\r\n"
-                    "Content-Disposition: attachment; filename=\"C:\\\\Users\\\\x\\\\Report.XLS\"\r\n"
-                    "\r\n"
-                    "0123456789\r\n"
-                    "--mix\r\n"
-                    "Content-Type: message/rfc822\r\n\r\n"
-                    "From: inner@example.com\r\n"
-                    "Subject: inner\r\n\r\n"
-                    "inner body\r\n"
-                    "--mix\r\n"
-                    "Content-Type: IMAGE/JPEG\r\n"
-                    "Content-Transfer-Encoding: base64\r\n\r\n"
-                    "/9j/4AAQ\r\n"
-                    "--mix--\r\n",
+                HDR
+                "Content-Type: multipart/mixed; boundary=\"mix\"\r\n\r\n"
+                "--mix\r\n"
+                "Content-Type: multipart/alternative; boundary=alt\r\n\r\n" ALT_BODY "--mix\r\n"
+                "Content-Type: image/png; name=\"logo.png\"\r\n"
+                "Content-Disposition: attachment; filename=\"logo.png\"\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n"
+                "iVBORw0KGgo=\r\n" /* 8 bytes */
+                "--mix\r\n"
+                "Content-Type: application/pdf\r\n"
+                "Content-Disposition: attachment;\r\n"
+                " filename*=UTF-8''%E0%B8%AA%E0%B8%A7%E0%B8%B1%E0%B8%AA.pdf\r\n\r\n"
+                "%PDF-1.4\r\n"
+                "--mix\r\n"
+                "Content-Type: text/plain; charset=utf-8;\r\n"
+                " name=\"=?utf-8?B?4LiE4Lij4Lix4Lia?=.txt\"\r\n\r\n"
+                "notes\r\n"
+                "--mix\r\n"
+                "Content-Type: application/octet-stream\r\n"
+                "Content-Disposition: attachment; filename=\"C:\\\\Users\\\\x\\\\Report.XLS\"\r\n"
+                "\r\n"
+                "0123456789\r\n"
+                "--mix\r\n"
+                "Content-Type: message/rfc822\r\n\r\n"
+                "From: inner@example.com\r\n"
+                "Subject: inner\r\n\r\n"
+                "inner body\r\n"
+                "--mix\r\n"
+                "Content-Type: IMAGE/JPEG\r\n"
+                "Content-Transfer-Encoding: base64\r\n\r\n"
+                "/9j/4AAQ\r\n"
+                "--mix--\r\n",
                 NULL);
         check_invariants(e);
         assert_string_equal(e->body_full, THAI_UTF8);
@@ -509,8 +528,8 @@ static void test_attachments(void **state)
                 if (strcmp(a->name, want[i].name) || strcmp(a->type, want[i].type) ||
                     strcmp(a->section, want[i].section) ||
                     (want[i].size && a->size != want[i].size))
-                        fail_msg("attachment %zu: %s %s %s %lld", i, a->name, a->type,
-                                 a->section, (long long)a->size);
+                        fail_msg("attachment %zu: %s %s %s %lld", i, a->name, a->type, a->section,
+                                 (long long)a->size);
         }
         assert_true(e->attachments[4].size > 40); /* the inner message, serialised */
         assert_string_equal(e->warnings, "");
@@ -590,6 +609,17 @@ static void test_broken(void **state)
         assert_int_equal(e->n_attachments, 0);
         omr_email_free(e);
 
+        /* Empty parts. */
+        e = parse(HDR "Content-Type: multipart/alternative; boundary=alt\r\n\r\n"
+                      "--alt\r\nContent-Type: text/plain\r\n\r\n"
+                      "--alt\r\nContent-Type: text/html\r\n\r\n"
+                      "--alt--\r\n",
+                  NULL);
+        check_invariants(e);
+        assert_string_equal(e->body_full, "");
+        assert_string_equal(e->html, "");
+        omr_email_free(e);
+
         /* Header-only message: clean, empty body. */
         e = parse("From: a@example.com\r\nSubject: only headers\r\n", NULL);
         check_invariants(e);
@@ -621,8 +651,9 @@ static void test_broken(void **state)
         /* Nested far deeper than anything real. */
         GString *deep = g_string_new(HDR "Content-Type: multipart/mixed; boundary=b0\r\n\r\n");
         for (int i = 1; i < 200; i++)
-                g_string_append_printf(deep, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n",
-                                       i - 1, i);
+                g_string_append_printf(
+                        deep, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n", i - 1,
+                        i);
         g_string_append(deep, "--b199\r\nContent-Type: text/plain\r\n\r\ndeep\r\n");
         e = parse(deep->str, NULL);
         check_invariants(e);
@@ -680,8 +711,8 @@ static void test_auto_submitted(void **state)
                 if (e->auto_submitted != (want != NULL) ||
                     (want && (e->auto_reason == NULL || strcmp(e->auto_reason, want) != 0)) ||
                     (!want && e->auto_reason != NULL))
-                        fail_msg("%s: auto %d reason \"%s\"", auto_cases[i].name,
-                                 e->auto_submitted, e->auto_reason ? e->auto_reason : "(null)");
+                        fail_msg("%s: auto %d reason \"%s\"", auto_cases[i].name, e->auto_submitted,
+                                 e->auto_reason ? e->auto_reason : "(null)");
                 omr_email_free(e);
                 g_free(raw);
         }
@@ -692,12 +723,13 @@ static void test_auto_submitted(void **state)
 static void test_quoted_reply(void **state)
 {
         (void)state;
-        struct omr_email *e = parse(HDR "Content-Type: text/plain; charset=utf-8\r\n\r\n"
-                                        "Thanks, that worked.\r\n\r\n"
-                                        "On Mon, 1 Jul 2025 at 10:00, Support <support@example.com> "
-                                        "wrote:\r\n"
-                                        "> Try restarting it.\r\n",
-                                    NULL);
+        struct omr_email *e =
+                parse(HDR "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+                          "Thanks, that worked.\r\n\r\n"
+                          "On Mon, 1 Jul 2025 at 10:00, Support <support@example.com> "
+                          "wrote:\r\n"
+                          "> Try restarting it.\r\n",
+                      NULL);
         assert_string_equal(e->text, "Thanks, that worked.");
         assert_non_null(strstr(e->body_full, "> Try restarting it."));
         omr_email_free(e);
@@ -708,8 +740,8 @@ static void test_limits(void **state)
         (void)state;
         const struct omr_email_limits lim = {.max_text = 8, .max_attachments = 1};
         /* "สวัสดีครับ" is 30 bytes; 8 keeps two characters (6 bytes). */
-        struct omr_email *e = parse(HDR "Content-Type: text/plain; charset=utf-8\r\n\r\n" THAI_UTF8,
-                                    &lim);
+        struct omr_email *e =
+                parse(HDR "Content-Type: text/plain; charset=utf-8\r\n\r\n" THAI_UTF8, &lim);
         check_invariants(e);
         assert_string_equal(e->body_full, "\xe0\xb8\xaa\xe0\xb8\xa7");
         assert_non_null(strstr(e->warnings, "text truncated"));
@@ -794,14 +826,21 @@ static int teardown(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(test_charsets),       cmocka_unit_test(test_nul_bytes),
-                cmocka_unit_test(test_subjects),       cmocka_unit_test(test_raw_8bit_headers),
+                cmocka_unit_test(test_charsets),
+                cmocka_unit_test(test_nul_bytes),
+                cmocka_unit_test(test_subjects),
+                cmocka_unit_test(test_raw_8bit_headers),
                 cmocka_unit_test(test_from),
-                cmocka_unit_test(test_addresses),      cmocka_unit_test(test_ids),
-                cmocka_unit_test(test_html_only),      cmocka_unit_test(test_alternative),
-                cmocka_unit_test(test_attachments),    cmocka_unit_test(test_nested_sections),
-                cmocka_unit_test(test_broken),         cmocka_unit_test(test_auto_submitted),
-                cmocka_unit_test(test_quoted_reply),   cmocka_unit_test(test_limits),
+                cmocka_unit_test(test_addresses),
+                cmocka_unit_test(test_ids),
+                cmocka_unit_test(test_html_only),
+                cmocka_unit_test(test_alternative),
+                cmocka_unit_test(test_attachments),
+                cmocka_unit_test(test_nested_sections),
+                cmocka_unit_test(test_broken),
+                cmocka_unit_test(test_auto_submitted),
+                cmocka_unit_test(test_quoted_reply),
+                cmocka_unit_test(test_limits),
                 cmocka_unit_test(test_threads),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
