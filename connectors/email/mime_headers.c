@@ -196,6 +196,37 @@ bool omr_mime_read_headers(GMimeMessage *msg, GMimeParserOptions *opts, struct o
         return !c->oom;
 }
 
+/* The next "=?" from p, NULL when none. Plain loops rather than strstr()
+ * and strcspn() here: sanitizers check a whole string per call, which made
+ * a header of many words quadratic in the test builds. */
+static const char *next_word(const char *p)
+{
+        for (; *p; p++)
+                if (p[0] == '=' && p[1] == '?')
+                        return p;
+        return NULL;
+}
+
+/* The end of a token of an encoded word: the next '?', white space or NUL. */
+static const char *token_end(const char *p)
+{
+        while (*p && *p != '?' && *p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+                p++;
+        return p;
+}
+
+/* When start is "=?charset?B?text?=", text's bounds and the charset's end. */
+static bool b_word(const char *start, const char **q, const char **text, const char **end)
+{
+        const char *cs = start + 2;
+        *q = token_end(cs);
+        if (*q == cs || (*q)[0] != '?' || ((*q)[1] != 'B' && (*q)[1] != 'b') || (*q)[2] != '?')
+                return false;
+        *text = *q + 3;
+        *end = token_end(*text);
+        return (*end)[0] == '?' && (*end)[1] == '=';
+}
+
 /* GMime 3.2 joins adjacent B-encoded words of one charset before it
  * decodes the base64, and stops at the first word's '=' padding: Python's
  * email package writes exactly that, and a subject came out cut after its
@@ -204,34 +235,23 @@ bool omr_mime_read_headers(GMimeMessage *msg, GMimeParserOptions *opts, struct o
 static gchar *b_words_as_q(const char *v)
 {
         GString *out = g_string_sized_new(strlen(v) + 16);
-        const char *p = v;
-        for (;;) {
-                const char *start = strstr(p, "=?");
-                if (start == NULL) {
-                        g_string_append(out, p);
-                        break;
-                }
+        const char *p = v, *start, *q, *text, *end;
+        while ((start = next_word(p)) != NULL) {
                 g_string_append_len(out, p, start - p);
-                /* Every scan stops at a '?' or white space, so none runs
+                /* Each scan stops at a '?' or white space, so none runs
                  * over another "=?": linear in the header's length. */
-                const char *cs = start + 2, *q = cs + strcspn(cs, "? \t\r\n");
-                const char *text = NULL, *end = NULL;
-                if (q != cs && q[0] == '?' && (q[1] == 'B' || q[1] == 'b') && q[2] == '?') {
-                        text = q + 3;
-                        end = text + strcspn(text, "? \t\r\n");
-                        if (end[0] != '?' || end[1] != '=')
-                                end = NULL;
-                }
-                if (end == NULL) {
-                        g_string_append_len(out, start, 2); /* not a B word */
+                if (!b_word(start, &q, &text, &end)) {
+                        g_string_append_len(out, start, 2);
                         p = start + 2;
                         continue;
                 }
-                gchar *b64 = g_strndup(text, (gsize)(end - text));
                 gsize n = 0;
-                const guchar *bytes = g_base64_decode_inplace(b64, &n);
+                gchar *b64 = g_strndup(text, (gsize)(end - text));
+                const guchar *bytes = (const guchar *)b64;
+                if (end - text > 1) /* GLib refuses shorter input; it decodes to nothing */
+                        bytes = g_base64_decode_inplace(b64, &n);
                 g_string_append(out, "=?");
-                g_string_append_len(out, cs, q - cs);
+                g_string_append_len(out, start + 2, q - (start + 2));
                 g_string_append(out, "?Q?");
                 for (gsize i = 0; i < n; i++)
                         g_string_append_printf(out, "=%02X", bytes[i]);
@@ -239,16 +259,16 @@ static gchar *b_words_as_q(const char *v)
                 g_free(b64);
                 p = end + 2;
         }
+        g_string_append(out, p);
         return g_string_free(out, FALSE);
 }
 
 static bool has_b_word(const char *v)
 {
-        for (const char *p = strstr(v, "=?"); p != NULL; p = strstr(p + 2, "=?")) {
-                const char *q = strchr(p + 2, '?');
-                if (q != NULL && (q[1] == 'B' || q[1] == 'b') && q[2] == '?')
+        const char *q, *text, *end;
+        for (const char *p = next_word(v); p != NULL; p = next_word(p + 2))
+                if (b_word(p, &q, &text, &end))
                         return true;
-        }
         return false;
 }
 
