@@ -1192,6 +1192,8 @@ def main():
                      "corpus_bytes": getattr(b, "corpus_bytes", None), "charsets": eh.CHARSETS,
                      "redis": "unix socket, no persistence", "dovecot": "maildir, mail_fsync=never"},
         "summary": summary,
+        "summary_idle_runs": {".".join(path): summarize([r for r in b.runs if r.get("idle")], path)
+                              for _label, path, _unit in FIGURES},
         "runs": b.runs,
         "failures": b.failures,
         "aborted": aborted,

@@ -287,12 +287,11 @@ static void on_inbound(struct omr_http_request *req, void *arg)
                 reject(ec, req, 406, "bad_signature", why);
                 return;
         }
+        /* The raw message when the route forwards it, else one rebuilt. */
         const char *mime = omr_form_get(&p.fields, "body-mime");
-        GString *raw = mime ? NULL : rebuild(&p.fields);
-        struct omr_email *e = omr_email_parse(
-                mime ? mime : raw->str, mime ? strlen(mime) : raw->len, &omr_email_read_limits);
-        if (raw)
-                g_string_free(raw, TRUE);
+        GString *raw = mime ? g_string_new(mime) : rebuild(&p.fields);
+        struct omr_email *e = omr_email_parse(raw->str, raw->len, &omr_email_read_limits);
+        g_string_free(raw, TRUE);
         char fallback[300];
         snprintf(fallback, sizeof(fallback), "mailgun:%.200s", omr_form_get(&p.fields, "token"));
         struct omr_message *m = e ? email_message(mb, e, fallback, NULL) : NULL;
