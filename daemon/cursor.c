@@ -37,46 +37,42 @@ static void on_reply(const redisReply *r, const char *error, void *arg)
         free(op);
 }
 
-static int run(struct omr_core *core, struct cursor_op *op, int argc, const char **argv)
+/* GET or SET of the cursor `name`; op is freed here on failure. */
+static int send_op(struct omr_core *core, struct cursor_op *op, const char *name, const char *value)
 {
-        int rc = core->store ? omr_store_command(core->store, on_reply, op, argc, argv, NULL)
-                             : -ENOTCONN;
+        char *key = cursor_key(core, name);
+        if (op == NULL || key == NULL) {
+                free(op);
+                free(key);
+                return -ENOMEM;
+        }
+        const char *argv[] = {value ? "SET" : "GET", key, value};
+        int rc = core->store
+                         ? omr_store_command(core->store, on_reply, op, value ? 3 : 2, argv, NULL)
+                         : -ENOTCONN;
         if (rc != 0)
                 free(op);
+        free(key);
         return rc;
 }
 
 int omr_cursor_get(struct omr_core *core, const char *name, omr_cursor_get_fn done, void *arg)
 {
         struct cursor_op *op = calloc(1, sizeof(*op));
-        char *key = cursor_key(core, name);
-        if (op == NULL || key == NULL) {
-                free(op);
-                free(key);
-                return -ENOMEM;
+        if (op) {
+                op->got = done;
+                op->arg = arg;
         }
-        op->got = done;
-        op->arg = arg;
-        const char *argv[] = {"GET", key};
-        int rc = run(core, op, 2, argv);
-        free(key);
-        return rc;
+        return send_op(core, op, name, NULL);
 }
 
 int omr_cursor_set(struct omr_core *core, const char *name, const char *value,
                    omr_cursor_set_fn done, void *arg)
 {
         struct cursor_op *op = calloc(1, sizeof(*op));
-        char *key = cursor_key(core, name);
-        if (op == NULL || key == NULL) {
-                free(op);
-                free(key);
-                return -ENOMEM;
+        if (op) {
+                op->set = done;
+                op->arg = arg;
         }
-        op->set = done;
-        op->arg = arg;
-        const char *argv[] = {"SET", key, value};
-        int rc = run(core, op, 3, argv);
-        free(key);
-        return rc;
+        return send_op(core, op, name, value);
 }

@@ -269,33 +269,34 @@ static GString *uid_set(const struct imap_poller *p)
 
 /* --- after the batch: mark, then the cursor -------------------------------- */
 
-static void on_cursor_set(bool ok, void *arg)
+static void on_cursor_written(bool ok, void *arg)
 {
         struct imap_poller *p = arg;
         if (!resume(p))
                 return;
-        if (!ok) {
-                /* The mail is stored and marked; the next round fetches it
-                 * again and ingest answers "duplicate". */
+        /* Not saved: the next round fetches that mail again and ingest
+         * answers "duplicate". */
+        end_round(p, ok ? NULL : "cannot save the cursor: Redis unavailable");
+}
+
+static void write_cursor(struct imap_poller *p)
+{
+        char value[48];
+        snprintf(value, sizeof(value), "%lu:%lu", p->validity, p->last_uid);
+        p->busy = true;
+        if (omr_cursor_set(p->ec->c->core, p->cursor_name, value, on_cursor_written, p) != 0) {
+                p->busy = false;
                 end_round(p, "cannot save the cursor: Redis unavailable");
-                return;
         }
-        end_round(p, NULL);
 }
 
 /* The stored items are a prefix of the batch (it stops at the first
  * failure): the cursor moves past the last of them. */
 static void save_cursor(struct imap_poller *p)
 {
-        char value[48];
         for (size_t i = 0; i < p->n_items && p->items[i].stored; i++)
                 p->last_uid = p->items[i].uid;
-        snprintf(value, sizeof(value), "%lu:%lu", p->validity, p->last_uid);
-        p->busy = true;
-        if (omr_cursor_set(p->ec->c->core, p->cursor_name, value, on_cursor_set, p) != 0) {
-                p->busy = false;
-                end_round(p, "cannot save the cursor: Redis unavailable");
-        }
+        write_cursor(p);
 }
 
 static void on_marked(struct imap_poller *p, const struct omr_fetch_response *r)
@@ -514,30 +515,12 @@ static void on_listed(struct imap_poller *p, const struct omr_fetch_response *r)
         next_message(p);
 }
 
-static void on_jumped(bool ok, void *arg)
-{
-        struct imap_poller *p = arg;
-        if (!resume(p))
-                return;
-        if (!ok) {
-                end_round(p, "cannot save the cursor: Redis unavailable");
-                return;
-        }
-        end_round(p, NULL);
-}
-
 /* No mail in [cursor+1, upto]: none can appear there any more (UIDs only
  * grow, and upto is below UIDNEXT), so the cursor moves past it. */
 static void jump(struct imap_poller *p, unsigned long upto)
 {
-        char value[48];
         p->last_uid = upto;
-        snprintf(value, sizeof(value), "%lu:%lu", p->validity, p->last_uid);
-        p->busy = true;
-        if (omr_cursor_set(p->ec->c->core, p->cursor_name, value, on_jumped, p) != 0) {
-                p->busy = false;
-                end_round(p, "cannot save the cursor: Redis unavailable");
-        }
+        write_cursor(p);
 }
 
 /* "* SEARCH 7 8 12": the UIDs in the window; the oldest `batch` of them
