@@ -450,6 +450,7 @@ static int sec_connectors(struct cy *cy, yaml_node_t *v, void *obj)
                                              {"twilio", omr_conf_sec_twilio},
                                              {"vonage", omr_conf_sec_vonage},
                                              {"email", omr_conf_sec_email},
+                                             {"chat", omr_conf_sec_chat},
                                              {NULL, NULL}};
         return cy_mapping(cy, v, "connectors", keys, obj);
 }
@@ -584,6 +585,7 @@ void omr_conf_free(struct omr_conf *c)
         omr_conf_free_sla(c);
         omr_conf_free_outbound(c);
         omr_conf_free_email(c);
+        omr_conf_free_chat(c);
         free(c);
 }
 

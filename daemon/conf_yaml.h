@@ -66,6 +66,9 @@ int omr_conf_sec_outbound(struct cy *cy, yaml_node_t *v, void *conf);
 int omr_conf_sec_twilio(struct cy *cy, yaml_node_t *v, void *conf);
 int omr_conf_sec_vonage(struct cy *cy, yaml_node_t *v, void *conf);
 void omr_conf_free_outbound(struct omr_conf *c);
+/* Sections defined in conf_chat.c. */
+int omr_conf_sec_chat(struct cy *cy, yaml_node_t *v, void *conf);
+void omr_conf_free_chat(struct omr_conf *c);
 /* Sections defined in conf_email.c. */
 int omr_conf_sec_email(struct cy *cy, yaml_node_t *v, void *conf);
 void omr_conf_free_email(struct omr_conf *c);

@@ -89,6 +89,9 @@ struct omr_routing_scripts {
 struct omr_connector *omr_core_connector_for(struct omr_core *core, const char *provider);
 /* The unix socket of the embedded redis, or NULL. */
 const char *omr_core_embedded_socket(const struct omr_core *core);
+/* The hash in omr:thread:<channel>:<hash> (ingest.c). 0 or -1. */
+int omr_thread_hash(const char *provider, const char *customer_id, const char *thread_ref,
+                    char out[33]);
 
 struct omr_core {
         unsigned magic;

@@ -85,12 +85,17 @@ struct omr_http_request {
         } headers[MAX_HEADERS];
         size_t n_headers;
         struct MHD_Response *response; /* ready, not yet queued */
+        bool upgraded;                 /* handed over as a raw socket (websocket) */
+        struct MHD_UpgradeResponseHandle *urh;
+        omr_http_upgraded_fn upgraded_fn;
+        void *upgraded_arg;
         unsigned status;
         int64_t started_ms;
         struct omr_http_request *prev, *next;
 };
 
 static void mhd_run(struct omr_http *h);
+static void unlink_active(struct omr_http_request *req);
 
 /* --- replies ----------------------------------------------------------- */
 
@@ -187,6 +192,53 @@ void omr_http_reply_unavailable(struct omr_http_request *req, const char *error,
         va_start(ap, detail_fmt);
         reply_errorv(req, 503, error, detail_fmt, ap);
         va_end(ap);
+}
+
+/* --- upgrade (websocket) ------------------------------------------------ */
+
+static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+        struct omr_http_request *req = cls;
+        (void)conn;
+        (void)con_cls;
+        OMR_MAGIC_CHECK(req, REQ_MAGIC);
+        /* The socket is the caller's now; the request stays allocated (MHD
+         * completes it at omr_http_upgraded_close) but no drain waits on it. */
+        req->upgraded = true;
+        req->urh = urh;
+        unlink_active(req);
+        req->upgraded_fn(sock, extra_in, extra_in_size, req, req->upgraded_arg);
+}
+
+void omr_http_upgrade(struct omr_http_request *req, const char *const *headers,
+                      omr_http_upgraded_fn fn, void *arg)
+{
+        OMR_MAGIC_CHECK(req, REQ_MAGIC);
+        if (req->response != NULL || req->status != 0)
+                omr_panic("http", "upgrade after a reply path=%s", req->path);
+        struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgrade, req);
+        if (r == NULL) {
+                omr_http_reply_error(req, 500, "internal", "cannot upgrade this connection");
+                return;
+        }
+        for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+                MHD_add_response_header(r, headers[i], headers[i + 1]);
+        req->upgraded_fn = fn;
+        req->upgraded_arg = arg;
+        req->response = r;
+        req->status = 101;
+        omr_metrics_inc(req->h->metrics, OMR_M_HTTP_REQUESTS, req->route->pattern, "101");
+}
+
+void omr_http_upgraded_close(void *handle)
+{
+        struct omr_http_request *req = handle;
+        OMR_MAGIC_CHECK(req, REQ_MAGIC);
+        struct omr_http *h = req->h;
+        /* MHD completes (and frees) the request from its own loop: wake it. */
+        MHD_upgrade_action(req->urh, MHD_UPGRADE_ACTION_CLOSE);
+        event_active(h->io_ev, EV_READ, 0);
 }
 
 /* --- request accessors ------------------------------------------------- */
@@ -374,7 +426,9 @@ static void request_init(struct omr_http_request *req, const char *url, const ch
         }
 }
 
-static void request_free(struct omr_http_request *req)
+/* Out of the active list: answered and upgraded requests are no longer
+ * waited for by a drain. */
+static void unlink_active(struct omr_http_request *req)
 {
         struct omr_http *h = req->h;
         if (req->prev)
@@ -383,8 +437,18 @@ static void request_free(struct omr_http_request *req)
                 h->active = req->next;
         if (req->next)
                 req->next->prev = req->prev;
+        req->prev = req->next = NULL;
         h->n_active--;
         omr_metrics_set(h->metrics, OMR_G_HTTP_ACTIVE, (double)h->n_active);
+}
+
+static void request_free(struct omr_http_request *req)
+{
+        if (!req->upgraded)
+                unlink_active(req);
+        /* A 101 that never took (the client left first): tell its owner. */
+        if (req->upgraded_fn && !req->upgraded)
+                req->upgraded_fn(-1, NULL, 0, NULL, req->upgraded_arg);
         if (req->response)
                 MHD_destroy_response(req->response);
         for (size_t i = 0; i < req->n_params; i++)
@@ -552,7 +616,8 @@ int omr_http_start(struct omr_http *h)
                         gai_strerror(rc));
                 return -EINVAL;
         }
-        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        unsigned flags =
+                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         h->d = MHD_start_daemon(flags, (uint16_t)h->conf.port, NULL, NULL, on_request, h,

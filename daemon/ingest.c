@@ -73,6 +73,7 @@ static void on_stored(const redisReply *r, const char *error, void *arg)
                 .conversation_id = element(r, 1),
                 .message_id = element(r, 2),
                 .queue = element(r, 3),
+                .log_id = element(r, 6),
         };
         if (status == NULL || res.conversation_id == NULL || res.message_id == NULL ||
             res.queue == NULL || r->elements < 5 || r->element[4]->type != REDIS_REPLY_INTEGER) {
@@ -99,10 +100,11 @@ static void on_stored(const redisReply *r, const char *error, void *arg)
 
 /* The thread key hashes its parts, so customer ids and thread references
  * of any shape (colons, spaces, long) make a short, collision-safe key. */
-static int thread_hash(const struct omr_message *m, char out[33])
+int omr_thread_hash(const char *provider, const char *customer_id, const char *thread_ref,
+                    char out[33])
 {
         unsigned char d[SHA256_DIGEST_LENGTH];
-        const char *parts[] = {m->provider, m->customer.id, m->thread_key ? m->thread_key : ""};
+        const char *parts[] = {provider, customer_id, thread_ref ? thread_ref : ""};
         size_t lens[3], total = 0;
         for (size_t i = 0; i < 3; i++)
                 total += (lens[i] = strlen(parts[i]) + 1); /* with the NUL: a separator */
@@ -214,7 +216,7 @@ void omr_ingest(struct omr_core *core, struct omr_message *msg, omr_ingest_done_
         const char *channel = omr_channel_name(msg->channel);
         char conv_id[OMR_ID_LEN + 1], hash[33], now[24], ttl[24], qmax[24], emax[24];
         omr_id_new(conv_id);
-        if (thread_hash(msg, hash) != 0) {
+        if (omr_thread_hash(msg->provider, msg->customer.id, msg->thread_key, hash) != 0) {
                 free(json);
                 free(skills);
                 free(skills_r);

@@ -24,7 +24,7 @@
 --       27 conversation the connector verified the message belongs to ('' none),
 --       28 external id, 29 thread reference, 30 subject (kept on the
 --       conversation for replies: email In-Reply-To / References / Re:)
--- Returns {status, conversation_id, message_id, queue, new(1|0), mode}
+-- Returns {status, conversation_id, message_id, queue, new(1|0), mode, log entry id}
 -- where mode is the queue's mode when the conversation (re)entered a queue
 -- ('push': the caller runs the dispatcher), else ''.
 
@@ -147,7 +147,14 @@ if priority ~= ARGV[11] and new == 1 then
   -- only match the top-level member.
   message = string.gsub(message, '"priority":"%a+"', '"priority":"' .. priority .. '"', 1)
 end
-redis.call('XADD', log_key, '*', 'message_id', ARGV[3], 'direction', 'in', 'message', message)
+local log_id = redis.call('XADD', log_key, '*', 'message_id', ARGV[3], 'direction', 'in',
+  'message', message)
+if ARGV[5] == 'chat' then
+  -- Every daemon holding a socket of this conversation (other tabs of the
+  -- visitor) sees it, with its place in the log.
+  redis.call('PUBLISH', prefix .. 'chat', '{"type":"message","conversation_id":"' .. conv ..
+    '","id":"' .. log_id .. '","direction":"in","message":' .. message .. '}')
+end
 
 local mode = ''
 if new == 1 then
@@ -243,4 +250,4 @@ if (ARGV[30] or '') ~= '' then redis.call('HSETNX', conv_key, 'subject', ARGV[30
 
 redis.call('SET', KEYS[1], conv .. ' ' .. ARGV[3] .. ' ' .. queue, 'EX', ARGV[14])
 
-return {'stored', conv, ARGV[3], queue, new, mode}
+return {'stored', conv, ARGV[3], queue, new, mode, log_id}

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "core.h"
@@ -88,6 +89,13 @@ int main(int argc, char **argv)
 
         umask(027);
         signal(SIGPIPE, SIG_IGN);
+        /* Every chat visitor holds a socket: allow as many files as the
+         * hard limit (systemd's LimitNOFILE) permits. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &nofile);
+        }
         struct event_base *base = event_base_new();
         if (base == NULL) {
                 fprintf(stderr, "omnirouted: cannot create the event loop\n");

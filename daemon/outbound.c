@@ -227,8 +227,10 @@ static void finish(struct delivery *d)
                                       json ? json : "",
                                       d->conversation_id,
                                       emax,
-                                      ttl};
-                rc = omr_store_eval(ob->core->store, &ob->finish, on_finished, d, 5, 9, argv, NULL);
+                                      ttl,
+                                      d->channel ? d->channel : ""};
+                rc = omr_store_eval(ob->core->store, &ob->finish, on_finished, d, 5, 10, argv,
+                                    NULL);
         }
         free(reply_key);
         free(log_key);

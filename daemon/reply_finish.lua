@@ -2,11 +2,19 @@
 -- KEYS[1] reply hash, KEYS[2] conversation log, KEYS[3] events, KEYS[4] outbox,
 -- KEYS[5] provider message key (prefix..'providermsg:<provider>:<id>')
 -- ARGV: 1 reply id, 2 status (sent|failed), 3 provider message id, 4 error, 5 now (ms),
---       6 message JSON (sent), 7 conversation id, 8 events maxlen, 9 map ttl (s)
+--       6 message JSON (sent), 7 conversation id, 8 events maxlen, 9 map ttl (s),
+--       10 channel (chat: the sent message is published to the daemons'
+--       websockets, with its place in the log)
 redis.call('HSET', KEYS[1], 'status', ARGV[2], 'provider_message_id', ARGV[3],
   'error', ARGV[4], 'updated_at', ARGV[5])
 if ARGV[2] == 'sent' then
-  redis.call('XADD', KEYS[2], '*', 'message_id', ARGV[1], 'direction', 'out', 'message', ARGV[6])
+  local log_id = redis.call('XADD', KEYS[2], '*', 'message_id', ARGV[1], 'direction', 'out',
+    'message', ARGV[6])
+  if ARGV[10] == 'chat' then
+    local prefix = string.match(KEYS[3], '^(.*)events$')
+    redis.call('PUBLISH', prefix .. 'chat', '{"type":"message","conversation_id":"' .. ARGV[7] ..
+      '","id":"' .. log_id .. '","direction":"out","message":' .. ARGV[6] .. '}')
+  end
   redis.call('SET', KEYS[5], ARGV[7] .. ' ' .. ARGV[1], 'EX', ARGV[9])
 end
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'type', 'reply.' .. ARGV[2],

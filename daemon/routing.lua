@@ -233,11 +233,23 @@ function R.event(now, maxlen, fields)
   redis.call(unpack(args))
 end
 
+-- What a chat visitor's socket is told of (connectors/chat/chat.c).
+local CHAT_PUSH = {['conversation.assigned'] = 'assigned', ['conversation.resolved'] = 'resolved'}
+
 local function conv_event(now, maxlen, typ, c, extra)
   local f = {'type', typ, 'conversation_id', c.id, 'queue', c.queue or '',
     'channel', c.channel or '', 'priority', c.priority or 'normal'}
   for i = 1, #extra do f[#f + 1] = extra[i] end
   R.event(now, maxlen, f)
+  if c.channel == 'chat' and CHAT_PUSH[typ] then
+    local agent = ''
+    for i = 1, #extra - 1, 2 do
+      if extra[i] == 'agent_id' then agent = extra[i + 1] end
+    end
+    if agent == '' and typ == 'conversation.assigned' then agent = c.agent_id or '' end
+    redis.call('PUBLISH', P .. 'chat', cjson.encode({type = CHAT_PUSH[typ],
+      conversation_id = c.id, agent_id = agent}))
+  end
 end
 R.conv_event = conv_event
 

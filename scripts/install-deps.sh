@@ -7,10 +7,11 @@ packages=(
   # build
   build-essential cmake pkg-config
   libevent-dev libhiredis-dev libjansson-dev libyaml-dev libmicrohttpd-dev
-  libssl-dev libsystemd-dev libglib2.0-dev libcurl4-openssl-dev libcld2-dev libpcre2-dev lua5.1 libesmtp-dev libgmime-3.0-dev libxml2-dev g++
+  libssl-dev libsystemd-dev libglib2.0-dev libcurl4-openssl-dev libcld2-dev libpcre2-dev lua5.1 libesmtp-dev libgmime-3.0-dev libxml2-dev libwslay-dev g++
   # run (embedded mode) and test
   redis-server redis-tools libcmocka-dev curl openssl
-  python3 python3-pytest python3-redis python3-requests python3-aiosmtpd dovecot-imapd
+  python3 python3-pytest python3-redis python3-requests python3-aiosmtpd python3-websockets dovecot-imapd
+  chromium  # the chat widget's browser test (tests/browser: playwright-core drives /usr/bin/chromium)
   # lint, fuzz, bench
   clang libclang-rt-14-dev clang-format cppcheck wrk
 )

@@ -17,6 +17,7 @@ scripts/install-deps.sh
 
 step "test helpers (npm ci: the providers' official SDKs sign test webhooks)"
 npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error  # playwright-core (chat widget browser test)
 
 step "format (clang-format --dry-run -Werror)"
 mapfile -t sources < <(git ls-files -- '*.c' '*.h' 2>/dev/null || find daemon connectors include tests fuzz -name '*.[ch]')

@@ -318,6 +318,24 @@ struct omr_conf_email_mailbox {
         int line;
 };
 
+/* Website chat (docs/connectors/chat.md). */
+struct omr_conf_chat_site {
+        char *name;
+        char **origins; /* exact Origin header values */
+        size_t n_origins;
+        int line;
+};
+
+struct omr_conf_chat {
+        unsigned char *secret; /* signs session tokens; NULL: no chat */
+        size_t secret_len;
+        int64_t session_ttl_ms;
+        size_t max_message;
+        int64_t ping_ms;
+        struct omr_conf_chat_site *sites;
+        size_t n_sites;
+};
+
 struct omr_conf {
         char *path;
         int log_level;
@@ -342,6 +360,7 @@ struct omr_conf {
         size_t n_vonage;
         struct omr_conf_email_mailbox *email;
         size_t n_email;
+        struct omr_conf_chat chat;
 };
 
 /* Returns a new conf, or NULL with errs filled. */
@@ -356,6 +375,7 @@ const struct omr_conf_adapter *omr_conf_adapter(const struct omr_conf *c, const 
 const struct omr_conf_twilio_account *omr_conf_twilio(const struct omr_conf *c, const char *name);
 const struct omr_conf_vonage_account *omr_conf_vonage(const struct omr_conf *c, const char *name);
 const struct omr_conf_email_mailbox *omr_conf_email(const struct omr_conf *c, const char *name);
+const struct omr_conf_chat_site *omr_conf_chat_site(const struct omr_conf *c, const char *name);
 /* The token's name when `presented` matches a configured token (constant
  * time per token), else NULL. */
 const char *omr_conf_token_match(const struct omr_conf *c, const char *presented);

@@ -51,6 +51,18 @@ const char *omr_http_query(const struct omr_http_request *req, const char *name)
 const char *omr_http_peer(const struct omr_http_request *req);
 const char *omr_http_body(const struct omr_http_request *req, size_t *len);
 
+/* Switching protocols (websocket): answers 101 with headers (a
+ * NULL-terminated name, value, name, value … list; "Upgrade" among them),
+ * then hands the connection's socket over: fn gets the socket, the bytes
+ * already read past the request, and a handle the socket is closed with
+ * (never close(2) it). fn runs on the loop, after this returns; with
+ * sock -1 (and no handle) when the client left before the switch. */
+typedef void (*omr_http_upgraded_fn)(int sock, const char *extra, size_t extra_len, void *handle,
+                                     void *arg);
+void omr_http_upgrade(struct omr_http_request *req, const char *const *headers,
+                      omr_http_upgraded_fn fn, void *arg);
+void omr_http_upgraded_close(void *handle);
+
 /* Extra response header for the reply that follows. */
 void omr_http_set_header(struct omr_http_request *req, const char *name, const char *value);
 void omr_http_reply(struct omr_http_request *req, unsigned status, const char *content_type,

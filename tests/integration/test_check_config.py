@@ -37,7 +37,8 @@ def _example(tmp_path, secret=True):
                           ("smtp.password", "smtp-password"),
                           ("email-support.key", "0123456789abcdef0123456789abcdef"),
                           ("imap-support.password", "imap-password"),
-                          ("smtp-support.password", "smtp-password")):
+                          ("smtp-support.password", "smtp-password"),
+                          ("chat.key", "0123456789abcdef0123456789abcdef")):
         (tmp_path / name).write_text(content + "\n")
         (tmp_path / name).chmod(0o600)
     if secret:

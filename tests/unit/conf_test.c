@@ -173,6 +173,7 @@ static void test_example_loads(void **state)
         write_file(dir, "email-support.key", "0123456789abcdef0123456789abcdef\n");
         write_file(dir, "imap-support.password", "imap-password\n");
         write_file(dir, "smtp-support.password", "smtp-password\n");
+        write_file(dir, "chat.key", "0123456789abcdef0123456789abcdef\n");
         free(text);
         snprintf(path, sizeof(path), "%s/omnirouted.yaml", dir);
 
@@ -218,6 +219,14 @@ static void test_example_loads(void **state)
         assert_int_equal(mb->smtp.starttls, OMR_STARTTLS_REQUIRED);
         assert_null(mb->mailgun_key);
         assert_int_equal(mb->max_message_size, 25u << 20);
+
+        /* Chat: one site, its origins. */
+        assert_non_null(omr_conf_chat_site(c, "main"));
+        assert_int_equal(c->chat.n_sites, 1);
+        assert_string_equal(c->chat.sites[0].origins[0], "https://www.example.com");
+        assert_int_equal(c->chat.max_message, 16 * 1024);
+        assert_int_equal(c->chat.ping_ms, 25000);
+        assert_int_equal(c->chat.session_ttl_ms, 86400000);
 
         assert_string_equal(c->http.host, "127.0.0.1");
         assert_int_equal(c->http.port, 8080);

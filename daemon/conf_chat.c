@@ -1,0 +1,148 @@
+/* conf_chat.c — the connectors.chat section: the session-token key,
+ * limits, and the sites whose pages may open a chat (by Origin). */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_yaml.h"
+
+static int chat_secret(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        char *s = NULL;
+        if (cy_secret(cy, v, "chat.session_secret_file", &s, &c->chat.secret_len))
+                return -1;
+        c->chat.secret = (unsigned char *)s;
+        if (c->chat.secret_len < 16) {
+                cy_error(cy, v, "the key in 'chat.session_secret_file' is shorter than 16 bytes");
+                return -1;
+        }
+        return 0;
+}
+
+static int chat_ttl(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        if (cy_duration_ms(cy, v, "chat.session_ttl", &c->chat.session_ttl_ms))
+                return -1;
+        if (c->chat.session_ttl_ms < 60000 || c->chat.session_ttl_ms > 90 * 86400000LL) {
+                cy_error(cy, v, "'chat.session_ttl' must be between 1m and 90d");
+                return -1;
+        }
+        return 0;
+}
+
+static int chat_max_message(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        if (cy_size(cy, v, "chat.max_message", &c->chat.max_message))
+                return -1;
+        if (c->chat.max_message < 1024 || c->chat.max_message > (1u << 20)) {
+                cy_error(cy, v, "'chat.max_message' must be between 1KiB and 1MiB");
+                return -1;
+        }
+        return 0;
+}
+
+static int chat_ping(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        if (cy_duration_ms(cy, v, "chat.ping_interval", &c->chat.ping_ms))
+                return -1;
+        if (c->chat.ping_ms < 200 || c->chat.ping_ms > 600000) {
+                cy_error(cy, v, "'chat.ping_interval' must be between 200ms and 10m");
+                return -1;
+        }
+        return 0;
+}
+
+static int site_name(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        return cy_string(cy, v, "chat.sites[].name", &((struct omr_conf_chat_site *)obj)->name);
+}
+
+static int site_origins(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf_chat_site *s = obj;
+        if (cy_string_list(cy, v, "chat.sites[].origins", &s->origins, &s->n_origins))
+                return -1;
+        for (size_t i = 0; i < s->n_origins; i++) {
+                const char *o = s->origins[i];
+                const char *host = strncmp(o, "https://", 8) == 0  ? o + 8
+                                   : strncmp(o, "http://", 7) == 0 ? o + 7
+                                                                   : NULL;
+                bool ok = host && *host && strpbrk(host, "/ \t?#") == NULL;
+                if (!ok) {
+                        cy_error(cy, v, "origin '%s' must be scheme://host[:port], no path", o);
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+static bool site_complete(const void *p)
+{
+        const struct omr_conf_chat_site *s = p;
+        return s->name && s->n_origins > 0;
+}
+
+static int chat_sites(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        static const struct cy_key keys[] = {
+                {"name", site_name}, {"origins", site_origins}, {NULL, NULL}};
+        static const struct seq_spec spec = {
+                "connectors.chat.sites[]",
+                keys,
+                sizeof(struct omr_conf_chat_site),
+                offsetof(struct omr_conf_chat_site, name),
+                offsetof(struct omr_conf_chat_site, line),
+                "a chat site needs name and origins",
+                site_complete,
+        };
+        struct omr_conf *c = obj;
+        return cy_named_seq(cy, v, &spec, (void **)&c->chat.sites, &c->chat.n_sites);
+}
+
+int omr_conf_sec_chat(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        static const struct cy_key keys[] = {
+                {"session_secret_file", chat_secret}, {"session_ttl", chat_ttl},
+                {"max_message", chat_max_message},    {"ping_interval", chat_ping},
+                {"sites", chat_sites},                {NULL, NULL},
+        };
+        struct omr_conf *c = obj;
+        c->chat.session_ttl_ms = 86400000;
+        c->chat.max_message = 16 * 1024;
+        c->chat.ping_ms = 25000;
+        if (cy_mapping(cy, v, "connectors.chat", keys, obj))
+                return -1;
+        if (c->chat.n_sites && c->chat.secret == NULL) {
+                cy_error(cy, v, "'connectors.chat' needs 'session_secret_file'");
+                return -1;
+        }
+        return 0;
+}
+
+void omr_conf_free_chat(struct omr_conf *c)
+{
+        for (size_t i = 0; i < c->chat.n_sites; i++) {
+                free(c->chat.sites[i].name);
+                for (size_t k = 0; k < c->chat.sites[i].n_origins; k++)
+                        free(c->chat.sites[i].origins[k]);
+                free(c->chat.sites[i].origins);
+        }
+        free(c->chat.sites);
+        if (c->chat.secret) {
+                explicit_bzero(c->chat.secret, c->chat.secret_len);
+                free(c->chat.secret);
+        }
+        memset(&c->chat, 0, sizeof(c->chat));
+}
+
+const struct omr_conf_chat_site *omr_conf_chat_site(const struct omr_conf *c, const char *name)
+{
+        for (size_t i = 0; name && i < c->chat.n_sites; i++)
+                if (strcmp(c->chat.sites[i].name, name) == 0)
+                        return &c->chat.sites[i];
+        return NULL;
+}
