@@ -6,6 +6,7 @@
 
 #include "core_priv.h"
 #include "omniroute/chat_store.h"
+#include "omniroute/log.h"
 #include "omniroute/message.h"
 #include "omniroute/timefmt.h"
 
@@ -20,8 +21,7 @@ static int send_command(struct omr_core *core, struct op *op, omr_store_reply_fn
 {
         if (op == NULL)
                 return -ENOMEM;
-        int rc = core->store ? omr_store_command(core->store, cb, op, argc, argv, NULL)
-                             : -ENOTCONN;
+        int rc = core->store ? omr_store_command(core->store, cb, op, argc, argv, NULL) : -ENOTCONN;
         if (rc != 0)
                 free(op);
         return rc;
@@ -31,13 +31,12 @@ static void on_lookup(const redisReply *r, const char *error, void *arg)
 {
         struct op *op = arg;
         bool ok = !error && r && r->type == REDIS_REPLY_ARRAY && r->elements == 2;
-        const char *conv = ok && r->element[0]->type == REDIS_REPLY_STRING &&
-                                           r->element[0]->len == OMR_ID_LEN
-                                   ? r->element[0]->str
-                                   : NULL;
-        long long online = ok && r->element[1]->type == REDIS_REPLY_INTEGER
-                                   ? r->element[1]->integer
-                                   : 0;
+        const char *conv =
+                ok && r->element[0]->type == REDIS_REPLY_STRING && r->element[0]->len == OMR_ID_LEN
+                        ? r->element[0]->str
+                        : NULL;
+        long long online =
+                ok && r->element[1]->type == REDIS_REPLY_INTEGER ? r->element[1]->integer : 0;
         op->lookup(ok, conv, online, op->arg);
         free(op);
 }
@@ -47,9 +46,8 @@ int omr_chat_lookup(struct omr_core *core, const char *provider, const char *vis
 {
         /* One round trip: the thread key ingest uses for this visitor (one
          * conversation per visitor: no thread reference), and presence. */
-        static const char script[] =
-                "return {redis.call('GET', KEYS[1]) or '', "
-                "redis.call('ZCOUNT', KEYS[2], ARGV[1], '+inf')}";
+        static const char script[] = "return {redis.call('GET', KEYS[1]) or '', "
+                                     "redis.call('ZCOUNT', KEYS[2], ARGV[1], '+inf')}";
         char hash[33], now[24], *thread = NULL, *presence = NULL;
         if (omr_thread_hash(provider, visitor, NULL, hash) != 0)
                 return -ENOMEM;
@@ -129,6 +127,66 @@ int omr_chat_history(struct omr_core *core, const char *conversation_id, const c
         }
         free(key);
         return rc;
+}
+
+extern const char omr_chat_seen_lua[], omr_chat_offline_lua[];
+static struct omr_script seen_script, offline_script;
+
+static void ignore(const redisReply *r, const char *error, void *arg)
+{
+        (void)arg;
+        if (error || (r && r->type == REDIS_REPLY_ERROR))
+                omr_log(LOG_DEBUG, "chat", "chat store write failed: %s", error ? error : r->str);
+}
+
+void omr_chat_seen(struct omr_core *core, const char *conversation_id, const char *id)
+{
+        const struct omr_conf *conf = core->conf;
+        if (conf->chat.offline_email_provider == NULL || core->store == NULL)
+                return;
+        if (seen_script.sha[0] == '\0')
+                omr_script_init(&seen_script, omr_chat_seen_lua);
+        char *key = NULL, ttl[24];
+        if (asprintf(&key, "%schat:seen:%s", conf->redis.prefix, conversation_id) < 0)
+                return;
+        snprintf(ttl, sizeof(ttl), "%lld",
+                 (long long)conf->chat.offline_email_after_ms * 2 + 60000);
+        const char *argv[] = {key, id, ttl};
+        omr_store_eval(core->store, &seen_script, ignore, NULL, 1, 2, argv, NULL);
+        free(key);
+}
+
+static void on_swept(const redisReply *r, const char *error, void *arg)
+{
+        (void)arg;
+        if (!error && r && r->type == REDIS_REPLY_INTEGER && r->integer > 0)
+                omr_log(LOG_INFO, "chat", "emailed %lld chat replies the visitors did not see",
+                        r->integer);
+        else
+                ignore(r, error, NULL);
+}
+
+void omr_chat_offline_sweep(struct omr_core *core)
+{
+        const struct omr_conf *conf = core->conf;
+        if (conf->chat.offline_email_provider == NULL || !omr_core_store_ready(core))
+                return;
+        if (offline_script.sha[0] == '\0')
+                omr_script_init(&offline_script, omr_chat_offline_lua);
+        const char *p = conf->redis.prefix;
+        char *zkey = NULL, *outbox = NULL, *events = NULL, now[24], emax[24];
+        snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
+        snprintf(emax, sizeof(emax), "%lld", conf->redis.events_maxlen);
+        if (asprintf(&zkey, "%schat:offline", p) > 0 && asprintf(&outbox, "%soutbox", p) > 0 &&
+            asprintf(&events, "%sevents", p) > 0) {
+                const char *argv[] = {zkey,  outbox, events,
+                                      p,     now,    conf->chat.offline_email_provider,
+                                      "100", emax};
+                omr_store_eval(core->store, &offline_script, on_swept, NULL, 3, 5, argv, NULL);
+        }
+        free(zkey);
+        free(outbox);
+        free(events);
 }
 
 struct omr_pubsub *omr_chat_subscribe(struct omr_core *core, omr_pubsub_message_fn on_message,

@@ -2,6 +2,7 @@
  * limits, and the sites whose pages may open a chat (by Origin). */
 #include <stddef.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "conf_yaml.h"
@@ -103,12 +104,62 @@ static int chat_sites(struct cy *cy, yaml_node_t *v, void *obj)
         return cy_named_seq(cy, v, &spec, (void **)&c->chat.sites, &c->chat.n_sites);
 }
 
+static int offline_mailbox(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        const char *s = cy_scalar(cy, v, "chat.offline_email.mailbox");
+        if (s == NULL)
+                return -1;
+        if (!omr_conf_valid_queue_name(s)) {
+                cy_error(cy, v, "'chat.offline_email.mailbox' must name an email mailbox");
+                return -1;
+        }
+        free(c->chat.offline_email_provider);
+        if (asprintf(&c->chat.offline_email_provider, "email:%s", s) < 0)
+                c->chat.offline_email_provider = NULL;
+        return c->chat.offline_email_provider ? 0 : -1;
+}
+
+static int offline_after(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        if (cy_duration_ms(cy, v, "chat.offline_email.after", &c->chat.offline_email_after_ms))
+                return -1;
+        if (c->chat.offline_email_after_ms < 1000 ||
+            c->chat.offline_email_after_ms > 7 * 86400000LL) {
+                cy_error(cy, v, "'chat.offline_email.after' must be between 1s and 7d");
+                return -1;
+        }
+        return 0;
+}
+
+/* A reply the visitor has not seen after `after` is emailed to the address
+ * they left, through that mailbox's SMTP (docs/connectors/chat.md). */
+static int chat_offline(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        static const struct cy_key keys[] = {
+                {"mailbox", offline_mailbox}, {"after", offline_after}, {NULL, NULL}};
+        struct omr_conf *c = obj;
+        c->chat.offline_email_after_ms = 10 * 60000;
+        if (cy_mapping(cy, v, "connectors.chat.offline_email", keys, obj))
+                return -1;
+        if (c->chat.offline_email_provider == NULL) {
+                cy_error(cy, v, "'offline_email' needs 'mailbox'");
+                return -1;
+        }
+        return 0;
+}
+
 int omr_conf_sec_chat(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
-                {"session_secret_file", chat_secret}, {"session_ttl", chat_ttl},
-                {"max_message", chat_max_message},    {"ping_interval", chat_ping},
-                {"sites", chat_sites},                {NULL, NULL},
+                {"session_secret_file", chat_secret},
+                {"session_ttl", chat_ttl},
+                {"max_message", chat_max_message},
+                {"ping_interval", chat_ping},
+                {"sites", chat_sites},
+                {"offline_email", chat_offline},
+                {NULL, NULL},
         };
         struct omr_conf *c = obj;
         c->chat.session_ttl_ms = 86400000;
@@ -132,6 +183,7 @@ void omr_conf_free_chat(struct omr_conf *c)
                 free(c->chat.sites[i].origins);
         }
         free(c->chat.sites);
+        free(c->chat.offline_email_provider);
         if (c->chat.secret) {
                 explicit_bzero(c->chat.secret, c->chat.secret_len);
                 free(c->chat.secret);

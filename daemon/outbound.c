@@ -44,6 +44,7 @@ struct delivery {
         char *reply_id, *conversation_id, *agent_id, *text;
         char *provider, *to, *customer_id, *channel;
         char *subject, *in_reply_to, *thread_ref; /* threading on the customer's side */
+        bool copy; /* sent through another channel ("via"): not a message of the log */
         struct omr_connector *conn;
         int attempt;
         int64_t deadline_ms; /* monotonic */
@@ -202,8 +203,12 @@ static void finish(struct delivery *d)
         }
         char *reply_key = NULL, *log_key = NULL, *events = NULL, *map_key = NULL;
         char *json = d->sent ? out_message_json(d) : NULL;
-        char now[24], emax[24], ttl[24];
+        char now[24], emax[24], ttl[24], offline[24];
         snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
+        /* A chat reply the visitor may not see: emailed after this (chat.c). */
+        snprintf(offline, sizeof(offline), "%lld",
+                 conf->chat.offline_email_provider ? (long long)conf->chat.offline_email_after_ms
+                                                   : 0LL);
         snprintf(emax, sizeof(emax), "%lld", conf->redis.events_maxlen);
         snprintf(ttl, sizeof(ttl), "%d", MAP_TTL_S);
         int ok = asprintf(&reply_key, "%sconv:{%s}:reply:%s", prefix, d->conversation_id,
@@ -228,8 +233,10 @@ static void finish(struct delivery *d)
                                       d->conversation_id,
                                       emax,
                                       ttl,
-                                      d->channel ? d->channel : ""};
-                rc = omr_store_eval(ob->core->store, &ob->finish, on_finished, d, 5, 10, argv,
+                                      d->channel ? d->channel : "",
+                                      offline,
+                                      d->copy ? "1" : "0"};
+                rc = omr_store_eval(ob->core->store, &ob->finish, on_finished, d, 5, 12, argv,
                                     NULL);
         }
         free(reply_key);
@@ -408,6 +415,7 @@ static void on_begun(const redisReply *r, const char *error, void *arg)
         d->subject = dup_or_empty(elem(r, 5));
         d->in_reply_to = dup_or_empty(elem(r, 6));
         d->thread_ref = dup_or_empty(elem(r, 7));
+        d->copy = elem(r, 8) && strcmp(elem(r, 8), "1") == 0;
         d->conn = omr_core_connector_for(d->ob->core, d->provider);
         if (d->conn == NULL || d->conn->ops->send == NULL) {
                 set_outcome(d, false, NULL, "this channel cannot send replies");
@@ -424,7 +432,7 @@ static void begin(struct omr_outbound *ob, const char *reply_id, const redisRepl
         for (const struct delivery *o = ob->list; o; o = o->next)
                 if (strcmp(o->reply_id, reply_id) == 0)
                         return;
-        const char *conv = NULL, *agent = NULL, *text = NULL, *idem = NULL;
+        const char *conv = NULL, *agent = NULL, *text = NULL, *idem = NULL, *via = NULL;
         for (size_t i = 0; fields && i + 1 < fields->elements; i += 2) {
                 const char *k = fields->element[i]->str, *v = fields->element[i + 1]->str;
                 if (k == NULL || v == NULL)
@@ -437,6 +445,8 @@ static void begin(struct omr_outbound *ob, const char *reply_id, const redisRepl
                         text = v;
                 else if (strcmp(k, "idempotency_key") == 0 && *v)
                         idem = v;
+                else if (strcmp(k, "via") == 0 && *v)
+                        via = v;
         }
         struct delivery *d = calloc(1, sizeof(*d));
         if (d == NULL)
@@ -469,10 +479,10 @@ static void begin(struct omr_outbound *ob, const char *reply_id, const redisRepl
             asprintf(&events, "%sevents", prefix) > 0 &&
             asprintf(&idem_key, "%sidem:outbox:%s", prefix, idem ? idem : "-") > 0) {
                 const char *argv[] = {
-                        reply_key, conv_key,           events,      ob->outbox, idem_key,
-                        reply_id,  d->conversation_id, d->agent_id, d->text,    now,
-                        emax,      idem ? "1" : "0",   "604800"};
-                rc = omr_store_eval(ob->core->store, &ob->begin, on_begun, d, 5, 8, argv, NULL);
+                        reply_key, conv_key,           events,      ob->outbox,    idem_key,
+                        reply_id,  d->conversation_id, d->agent_id, d->text,       now,
+                        emax,      idem ? "1" : "0",   "604800",    via ? via : ""};
+                rc = omr_store_eval(ob->core->store, &ob->begin, on_begun, d, 5, 9, argv, NULL);
         }
         free(idem_key);
         free(reply_key);

@@ -293,11 +293,65 @@ static void h_get_reply(struct omr_http_request *req, void *arg)
                 unavailable(req, "redis is not connected");
 }
 
+static void on_typing_published(const redisReply *r, const char *error, void *arg)
+{
+        struct omr_http_request *req = arg;
+        if (error || r->type == REDIS_REPLY_ERROR)
+                omr_http_reply_unavailable(req, "store_unavailable", "not published (%s)",
+                                           error ? error : r->str);
+        else
+                omr_http_reply(req, 204, "application/json", "", 0);
+}
+
+/* POST /v1/conversations/{id}/typing {"agent_id"}: "an agent is typing",
+ * shown in the visitor's chat (connectors/chat/chat.c). Nothing is stored. */
+static void h_post_typing(struct omr_http_request *req, void *arg)
+{
+        struct omr_core *core = arg;
+        const struct omr_conf_token *tok = omr_api_token(core, req);
+        if (tok == NULL)
+                return;
+        const char *conv = omr_http_param(req, "id");
+        size_t len;
+        const char *body = omr_http_body(req, &len);
+        json_t *j = json_loadb(body ? body : "", len, 0, NULL);
+        const char *agent = json_string_value(json_object_get(j, "agent_id"));
+        if (!omr_api_valid_id(conv) || agent == NULL || !omr_conf_valid_agent_id(agent)) {
+                json_decref(j);
+                omr_http_reply_error(req, 400, "bad_request",
+                                     "a conversation id and {\"agent_id\": …} are required");
+                return;
+        }
+        if (!omr_api_may_act_as(core, req, tok, agent)) {
+                json_decref(j);
+                return;
+        }
+        json_t *msg = json_pack("{s:s, s:s, s:s}", "type", "typing", "conversation_id", conv,
+                                "agent_id", agent);
+        json_decref(j);
+        char *payload = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+        json_decref(msg);
+        char *channel = NULL;
+        if (asprintf(&channel, "%schat", core->conf->redis.prefix) < 0)
+                channel = NULL;
+        const char *argv[] = {"PUBLISH", channel, payload};
+        int rc = payload && channel && core->store
+                         ? omr_store_command(core->store, on_typing_published, req, 3, argv, NULL)
+                         : -ENOTCONN;
+        free(payload);
+        free(channel);
+        if (rc != 0)
+                omr_http_reply_unavailable(req, "store_unavailable", "Redis is not connected");
+}
+
 int omr_replies_api_start(struct omr_core *core)
 {
         int rc;
         omr_script_init(&enqueue_script, omr_reply_enqueue_lua);
         if ((rc = omr_http_route(core->http, "POST", "/v1/conversations/{id}/replies", h_post_reply,
+                                 core)) != 0)
+                return rc;
+        if ((rc = omr_http_route(core->http, "POST", "/v1/conversations/{id}/typing", h_post_typing,
                                  core)) != 0)
                 return rc;
         return omr_http_route(core->http, "GET", "/v1/conversations/{id}/replies/{reply}",

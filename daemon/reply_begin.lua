@@ -2,9 +2,11 @@
 -- KEYS[1] reply hash, KEYS[2] conversation hash, KEYS[3] events, KEYS[4] outbox,
 -- KEYS[5] idempotency key of an entry written straight into the outbox
 -- ARGV: 1 reply id, 2 conversation id, 3 agent id, 4 text, 5 now (ms), 6 events maxlen,
---       7 has idempotency key (1|0), 8 its ttl (s)
+--       7 has idempotency key (1|0), 8 its ttl (s), 9 provider to send through instead
+--       of the conversation's ('' none: a copy by another channel, e.g. a chat reply
+--       emailed to a visitor who left)
 -- Returns {'send', provider, customer_handle, customer_id, channel, subject,
---          last inbound external id, thread reference}
+--          last inbound external id, thread reference, copy (1|0)}
 --       | {'done'} (already handled) | {'failed', why} (and the entry acknowledged)
 local function close(status, err)
   redis.call('HSET', KEYS[1], 'reply_id', ARGV[1], 'conversation_id', ARGV[2],
@@ -38,9 +40,13 @@ if ARGV[7] == '1' and not status then
 end
 local conv = redis.call('HMGET', KEYS[2], 'provider', 'customer_handle', 'customer_id', 'channel',
   'subject', 'last_in_external_id', 'thread_ref')
+local via = ARGV[9] or ''
 local function send()
+  if via ~= '' then
+    return {'send', via, conv[2] or '', conv[3] or '', conv[4] or '', conv[5] or '', '', '', '1'}
+  end
   return {'send', conv[1], conv[2] or '', conv[3] or '', conv[4] or '', conv[5] or '',
-    conv[6] or '', conv[7] or ''}
+    conv[6] or '', conv[7] or '', '0'}
 end
 if not conv[1] then return close('failed', 'no such conversation') end
 if ARGV[4] == '' then return close('failed', 'empty text') end

@@ -48,6 +48,7 @@ struct chat {
         struct sess *sessions;
         struct omr_pubsub *sub;
         struct pending_send *sends;
+        struct event *sweep; /* chat.offline_email: once a second */
         bool stopping;
 };
 
@@ -227,6 +228,9 @@ static void push(struct sess *s, const json_t *pub)
                         return;
                 snprintf(s->last_sent, sizeof(s->last_sent), "%s", id);
                 send_json(s, client_message(pub));
+                const char *dir = json_string_value(json_object_get(pub, "direction"));
+                if (dir && strcmp(dir, "out") == 0)
+                        omr_chat_seen(s->ch->c->core, s->conv, id);
                 return;
         }
         const char *agent = json_string_value(json_object_get(pub, "agent_id"));
@@ -263,9 +267,9 @@ static void on_history(bool ok, const struct omr_chat_entry *e, size_t n, void *
         }
         for (size_t i = 0; i < n; i++) {
                 json_t *m = json_loads(e[i].message, 0, NULL);
-                json_t *pub = json_pack("{s:s, s:s, s:s, s:o}", "type", "message", "id", e[i].id,
-                                        "direction", e[i].direction, "message",
-                                        m ? m : json_object());
+                json_t *pub =
+                        json_pack("{s:s, s:s, s:s, s:o}", "type", "message", "id", e[i].id,
+                                  "direction", e[i].direction, "message", m ? m : json_object());
                 if (pub)
                         push(s, pub);
                 json_decref(pub);
@@ -326,8 +330,9 @@ static void on_subscribed(void *arg)
 
 static json_t *expected_reply(const struct omr_conf *conf)
 {
-        const struct omr_conf_sla_policy *p = omr_conf_sla_for(
-                conf, OMR_CHANNEL_CHAT, conf->routing.default_queue, conf->routing.default_priority);
+        const struct omr_conf_sla_policy *p =
+                omr_conf_sla_for(conf, OMR_CHANNEL_CHAT, conf->routing.default_queue,
+                                 conf->routing.default_priority);
         if (p == NULL || p->first_response_ms <= 0)
                 return json_null();
         int64_t now = omr_now_ms();
@@ -361,8 +366,8 @@ static void on_lookup(bool ok, const char *conv, long long online, void *arg)
         s->hello_done = true;
         json_t *w = json_pack("{s:s, s:s, s:s, s:o?, s:b, s:o}", "type", "welcome", "token", token,
                               "visitor_id", s->visitor, "conversation_id",
-                              conv ? json_string(conv) : json_null(), "agents_online",
-                              online > 0, "expected_reply", expected_reply(conf));
+                              conv ? json_string(conv) : json_null(), "agents_online", online > 0,
+                              "expected_reply", expected_reply(conf));
         free(token);
         send_json(s, w);
         if (conv)
@@ -387,8 +392,10 @@ static void on_hello(struct sess *s, const json_t *msg)
         }
         const char *token = json_string_value(json_object_get(msg, "token"));
         if (token && !token_check(conf, token, s->visitor)) {
-                send_error(s, "bad_token", "the session token is invalid or expired: a new "
-                                           "session starts", NULL);
+                send_error(s, "bad_token",
+                           "the session token is invalid or expired: a new "
+                           "session starts",
+                           NULL);
                 token = NULL;
         }
         if (token == NULL)
@@ -450,13 +457,14 @@ static void on_message(struct sess *s, const json_t *msg)
         const char *cid = json_string_value(json_object_get(msg, "client_id"));
         const char *text = json_string_value(json_object_get(msg, "text"));
         if (cid == NULL || *cid == '\0' || strlen(cid) > 64 || strpbrk(cid, ": \t\r\n")) {
-                send_error(s, "bad_client_id", "client_id must be 1-64 characters, no ':' or "
-                                               "white space", NULL);
+                send_error(s, "bad_client_id",
+                           "client_id must be 1-64 characters, no ':' or "
+                           "white space",
+                           NULL);
                 return;
         }
         char *trimmed = text ? omr_text_trim(text) : NULL;
-        if (trimmed == NULL || *trimmed == '\0' ||
-            g_utf8_strlen(trimmed, -1) > MAX_TEXT) {
+        if (trimmed == NULL || *trimmed == '\0' || g_utf8_strlen(trimmed, -1) > MAX_TEXT) {
                 free(trimmed);
                 send_error(s, text ? "message_too_long" : "bad_text",
                            "text must be 1-4000 characters", cid);
@@ -693,6 +701,14 @@ static int chat_init(struct omr_connector *c, const struct omr_conf *conf)
         return 0;
 }
 
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+        struct chat *ch = arg;
+        (void)fd;
+        (void)what;
+        omr_chat_offline_sweep(ch->c->core);
+}
+
 static int chat_start(struct omr_connector *c)
 {
         struct chat *ch = c->priv;
@@ -705,6 +721,12 @@ static int chat_start(struct omr_connector *c)
         if (omr_core_conf(c->core)->chat.n_sites == 0)
                 return 0; /* no sites: the socket answers 404, nothing to subscribe to */
         ch->sub = omr_chat_subscribe(c->core, on_published, on_subscribed, ch);
+        /* Every daemon sweeps; the script hands each reply out once. The
+         * setting is read at each tick, so a reload may turn it on. */
+        ch->sweep = event_new(omr_core_base(c->core), -1, EV_PERSIST, on_sweep, ch);
+        const struct timeval second = {1, 0};
+        if (ch->sweep == NULL || event_add(ch->sweep, &second) != 0)
+                return -ENOMEM;
         return ch->sub ? 0 : -ENOMEM;
 }
 
@@ -720,6 +742,9 @@ static void chat_stop(struct omr_connector *c)
                 send_report(ch->sends);
         omr_pubsub_free(ch->sub);
         ch->sub = NULL;
+        if (ch->sweep)
+                event_free(ch->sweep);
+        ch->sweep = NULL;
 }
 
 static void chat_free(struct omr_connector *c)

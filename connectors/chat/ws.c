@@ -106,8 +106,7 @@ static void drop(struct omr_ws *ws)
 
 /* --- wslay's I/O callbacks ------------------------------------------------- */
 
-static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
         struct omr_ws *ws = user;
         (void)flags;
@@ -133,7 +132,8 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
                        void *user)
 {
         struct omr_ws *ws = user;
-        ssize_t n = send(ws->fd, data, len, MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
+        ssize_t n =
+                send(ws->fd, data, len, MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
         if (n >= 0)
                 return n;
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -381,8 +381,8 @@ static bool valid_key(const char *key)
 }
 
 bool omr_ws_handshake(struct omr_http_request *req, struct event_base *base,
-                      const struct omr_ws_limits *lim, omr_ws_opened_fn opened,
-                      omr_ws_gone_fn gone, void *arg)
+                      const struct omr_ws_limits *lim, omr_ws_opened_fn opened, omr_ws_gone_fn gone,
+                      void *arg)
 {
         const char *upgrade = omr_http_header(req, "Upgrade");
         const char *connection = omr_http_header(req, "Connection");

@@ -35,8 +35,8 @@ struct omr_ws_limits {
 typedef void (*omr_ws_opened_fn)(struct omr_ws *ws, void *arg);
 typedef void (*omr_ws_gone_fn)(void *arg);
 bool omr_ws_handshake(struct omr_http_request *req, struct event_base *base,
-                      const struct omr_ws_limits *lim, omr_ws_opened_fn opened,
-                      omr_ws_gone_fn gone, void *arg);
+                      const struct omr_ws_limits *lim, omr_ws_opened_fn opened, omr_ws_gone_fn gone,
+                      void *arg);
 void omr_ws_set_handler(struct omr_ws *ws, const struct omr_ws_handler *handler, void *arg);
 
 /* Queues a text message. 0, or -errno (the connection is closing). */

@@ -32,6 +32,12 @@ typedef void (*omr_chat_history_fn)(bool ok, const struct omr_chat_entry *entrie
 int omr_chat_history(struct omr_core *core, const char *conversation_id, const char *after,
                      size_t count, omr_chat_history_fn done, void *arg);
 
+/* A visitor's socket was sent log entry `id` of the conversation (only
+ * with chat.offline_email: a reply seen is not emailed). Fire and forget. */
+void omr_chat_seen(struct omr_core *core, const char *conversation_id, const char *id);
+/* Emails the due replies nobody saw (chat.offline_email). */
+void omr_chat_offline_sweep(struct omr_core *core);
+
 /* Subscribes to <prefix>chat on the daemon's Redis. */
 struct omr_pubsub *omr_chat_subscribe(struct omr_core *core, omr_pubsub_message_fn on_message,
                                       omr_pubsub_ready_fn on_ready, void *arg);

@@ -334,6 +334,8 @@ struct omr_conf_chat {
         int64_t ping_ms;
         struct omr_conf_chat_site *sites;
         size_t n_sites;
+        char *offline_email_provider; /* "email:<mailbox>"; NULL: replies are not emailed */
+        int64_t offline_email_after_ms;
 };
 
 struct omr_conf {

@@ -732,3 +732,66 @@ def check_message(m, *, direction, text=None):
         assert isinstance(m.get("agent"), dict) and m["agent"].get("id"), m
     return m
 
+
+
+# --------------------------------------------------------------------------
+# ping flooders, run as child processes (no GIL shared with the test):
+#   /usr/bin/python3 chat_helpers.py flood PORT SECONDS reading|silent
+# Each connects (handshake + hello), prints "ready", floods masked pings for
+# SECONDS (or until the daemon stops reading / closes), then prints one JSON
+# line of figures. "reading" reads its pongs on a thread; "silent" never
+# reads anything and stops after FLOOD_SILENT_CAP bytes.
+
+FLOOD_SILENT_CAP = 64 << 20
+
+
+def flood_main(port, seconds, mode):
+    import sys
+    ws = raw_upgraded(port)
+    stats = {"mode": mode, "pings": 0, "bytes": 0, "pongs": 0, "closed": False, "stalled": False}
+    stop = threading.Event()
+    if mode == "reading":
+        batch = b"".join(frame(PING, b"%06d" % i) for i in range(500))
+        n_in_batch = 500
+
+        def reader():
+            try:
+                while not stop.is_set():
+                    f = ws.recv_frame(0.2)
+                    if f is not None and f.opcode == PONG:
+                        stats["pongs"] += 1
+            except (Eof, OSError, AssertionError):
+                stats["closed"] = True
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+    else:
+        batch = b"".join(frame(PING, b"z" * 125) for _ in range(500))
+        n_in_batch = 500
+    print("ready", flush=True)
+    ws.sock.settimeout(1.0)
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            if mode == "silent" and stats["bytes"] >= FLOOD_SILENT_CAP:
+                break
+            ws.sock.sendall(batch)
+            stats["pings"] += n_in_batch
+            stats["bytes"] += len(batch)
+    except socket.timeout:
+        stats["stalled"] = True      # the daemon stopped reading us: backpressure
+    except OSError:
+        stats["closed"] = True
+    stop.set()
+    if mode == "reading":
+        t.join(2)
+    print(json.dumps(stats), flush=True)
+    ws.close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    import sys
+    if len(sys.argv) == 5 and sys.argv[1] == "flood":
+        flood_main(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4])
+    else:
+        sys.exit("usage: chat_helpers.py flood PORT SECONDS reading|silent")

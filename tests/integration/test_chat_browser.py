@@ -50,6 +50,8 @@ REPLY = "Hi! Ana here. Your parcel left the warehouse this morning."
 
 TOKEN_RE = re.compile(r"^v1\.([^.]+)\.(\d+)\.([0-9a-f]{64})$")
 STREAM_ID_RE = re.compile(r"^\d+-\d+$")
+RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+OFFLINE_TEXT = "Typed while the daemon was down"
 
 
 def stream_key(i):
@@ -100,16 +102,20 @@ class PageDriver:
     """node tests/browser/chat_page.js as a subprocess; its JSON lines are
     read by a thread into a queue (and kept in .events)."""
 
-    def __init__(self, url, screenshot, reply_text, stderr_path):
+    def __init__(self, url, args, stderr_path):
         self.events = []
         self.q = queue.Queue()
         self.stderr_f = open(stderr_path, "wb")
         self.proc = subprocess.Popen(
-            [NODE, str(BROWSER_DIR / "chat_page.js"), url, "--text", TYPED, "--reply-text", reply_text,
-             "--screenshot", str(screenshot), "--chromium", CHROMIUM],
-            cwd=BROWSER_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.stderr_f)
+            [NODE, str(BROWSER_DIR / "chat_page.js"), url, "--chromium", CHROMIUM, *args],
+            cwd=BROWSER_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr_f)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
+
+    def tell(self, line):
+        """A line on the script's stdin (the reconnect scenario waits for them)."""
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
 
     def _read(self):
         for raw in self.proc.stdout:
@@ -149,7 +155,16 @@ class PageDriver:
         text = "\n".join(json.dumps(e, ensure_ascii=False) for e in self.events)
         return text[-limit:]
 
+    def errors(self):
+        """Page errors, HTTP errors, websocket errors, console errors and warnings."""
+        return [e for e in self.events if e.get("event") in ("pageerror", "http_error", "ws_error")
+                or (e.get("event") == "console" and e.get("type") in ("error", "warning"))]
+
     def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
@@ -157,15 +172,28 @@ class PageDriver:
         self.stderr_f.close()
 
 
-def test_widget_sends_receives_and_resumes_in_chromium(start_daemon, make_config, secrets_dir, rdb, tmp_path,
-                                                       request):
+def need_chromium():
     if not os.access(CHROMIUM, os.X_OK):
         reason = f"{CHROMIUM} is missing (Debian package chromium; scripts/install-deps.sh installs it)"
         if os.environ.get("CI"):
             pytest.fail(reason + ": CI must run the browser test", pytrace=False)
         pytest.skip(reason)
-    t0 = time.monotonic()
     ensure_playwright()
+
+
+def start_page(request, tmp_path, url, args, name="chat_page"):
+    page = PageDriver(url, args, tmp_path / f"{name}.stderr")
+    sections = request.node.__dict__.setdefault("_omr_sections", [])
+    sections.append((f"{name}.js events", page.transcript))
+    sections.append((f"{name}.js stderr",
+                     lambda: (tmp_path / f"{name}.stderr").read_text(errors="replace")[-4000:]))
+    return page
+
+
+def test_widget_sends_receives_and_resumes_in_chromium(start_daemon, make_config, secrets_dir, rdb, tmp_path,
+                                                       request):
+    need_chromium()
+    t0 = time.monotonic()
     d = start_daemon(chat_browser_config(make_config, secrets_dir))
 
     # The daemon serves the widget and the demo page from its binary: the
@@ -180,11 +208,8 @@ def test_widget_sends_receives_and_resumes_in_chromium(start_daemon, make_config
     assert r.content == (WWW_DIR / "index.html").read_bytes(), "GET /chat/ is not connectors/chat/www/index.html"
 
     shot = tmp_path / "chat-widget.png"
-    page = PageDriver(d.url(f"/chat/?site={SITE}"), shot, REPLY, tmp_path / "chat_page.stderr")
-    request.node.__dict__.setdefault("_omr_sections", []).append(
-        ("chat_page.js events", page.transcript))
-    request.node.__dict__.setdefault("_omr_sections", []).append(
-        ("chat_page.js stderr", lambda: (tmp_path / "chat_page.stderr").read_text(errors="replace")[-4000:]))
+    page = start_page(request, tmp_path, d.url(f"/chat/?site={SITE}"),
+                      ["--text", TYPED, "--reply-text", REPLY, "--screenshot", str(shot)])
     try:
         # -- the welcome: a fresh visitor, the SLA target in the status line
         ev = page.wait_event("welcome", 20)
@@ -240,6 +265,10 @@ def test_widget_sends_receives_and_resumes_in_chromium(start_daemon, make_config
         assert len(out_frames) == 1, out_frames
         out = out_frames[0]
         assert out["text"] == REPLY and out["id"] == ev["id"] and out["agent"]["id"] == AGENT["id"], out
+        # docs/connectors/chat.md: an agent's message has agent {id, name} and at (RFC 3339).
+        assert out["agent"].get("name") == AGENT["name"], f"the pushed reply lacks the agent's name: {out}"
+        assert RFC3339_RE.match(out.get("at") or ""), f"the pushed reply's `at` is not RFC 3339: {out}"
+        assert ev["meta"].startswith(AGENT["name"] + " \u00b7 "), f"the page shows who answered, and when: {ev}"
         assert stream_key(out["id"]) > stream_key(ack["id"]), (out, ack)
         outs = wait_until(lambda: [eid for eid, f in rdb.xrange(f"omr:conv:{{{conv}}}:log")
                                    if f.get("direction") == "out"] or None, 5, what="the reply in the log")
@@ -280,14 +309,77 @@ def test_widget_sends_receives_and_resumes_in_chromium(start_daemon, make_config
 
         done = page.wait_event("done", 15)
         assert page.proc.wait(10) == 0, page.transcript()
-        errors = [e for e in page.events if e.get("event") in ("pageerror", "http_error", "ws_error")
-                  or (e.get("event") == "console" and e.get("type") in ("error", "warning"))]
-        assert not errors, errors
+        assert not page.errors(), page.errors()
         # Still one visitor, one conversation, one message each way.
         assert sorted(rdb.scan_iter(match="omr:customer:chat:main:*", count=1000)) == customers
         log = rdb.xrange(f"omr:conv:{{{conv}}}:log")
         assert [(eid, f.get("direction")) for eid, f in log] == [(ack["id"], "in"), (out["id"], "out")], log
         print(f"browser run {done['ms']} ms, reply reached the page {reply_delay:.2f}s after the POST, "
               f"test {time.monotonic() - t0:.1f}s")
+    finally:
+        page.close()
+
+
+def test_widget_reconnects_with_backoff_and_resends(start_daemon, make_config, secrets_dir, rdb, tmp_path,
+                                                     request):
+    """The daemon stops under a connected page; the visitor types a message
+    (shown as sending); the widget retries with backoff (1 s and up); the
+    daemon comes back on the same port; the widget resumes the same session
+    and sends the message once; it is stored once."""
+    need_chromium()
+    cfg = chat_browser_config(make_config, secrets_dir)
+    d1 = start_daemon(cfg, name="omnirouted")
+    page = start_page(request, tmp_path, d1.url(f"/chat/?site={SITE}"),
+                      ["--scenario", "reconnect", "--text", OFFLINE_TEXT], name="chat_page_reconnect")
+    try:
+        page.wait_event("welcome", 20)
+        (welcome1,) = page.frames("received", "welcome")
+        rc, took = d1.terminate()
+        assert rc == 0, f"omnirouted exited {rc} on SIGTERM with a chat socket open"
+        page.tell("stopped")
+        ev = page.wait_event("disconnected", 15)
+        assert ev["connection"] in ("reconnecting", "connecting"), ev
+        ev = page.wait_event("typed_offline", 15)
+        assert ev["states"] == ["sending"], ev
+        t_stopped = ev["t"]
+        time.sleep(1.5)  # at least one refused attempt, so the backoff shows
+        d2 = start_daemon(cfg, name="omnirouted-restarted")
+        page.tell("restarted")
+        acked = page.wait_event("acked", 20)
+        page.wait_event("done", 15)
+        assert page.proc.wait(10) == 0, page.transcript()
+
+        # Sent once, after the reconnect, on the resumed session.
+        sent = page.frames("sent", "message")
+        assert [m["text"] for m in sent] == [OFFLINE_TEXT], sent
+        hellos = page.frames("sent", "hello")
+        assert len(hellos) >= 2 and hellos[-1].get("token") == welcome1["token"], hellos
+        welcomes = page.frames("received", "welcome")
+        assert welcomes[-1]["visitor_id"] == welcome1["visitor_id"], welcomes
+        assert acked["states"][0] == "sending" and acked["states"][-1] == "sent", acked
+
+        # Backoff: the attempts after the stop are at least ~1 s apart and
+        # do not get closer together.
+        opens = [e["t"] for e in page.events if e.get("event") == "ws_open"][1:]
+        assert len(opens) >= 2, page.transcript()
+        gaps = [b - a for a, b in zip(opens, opens[1:])]
+        assert all(g >= 900 for g in gaps), f"reconnect attempts closer than the 1 s minimum: {gaps} ms"
+        states = [c for c, _ in acked["connections"]]
+        assert "reconnecting" in states and states[-1] == "connected", acked["connections"]
+
+        # Stored once, in the visitor's conversation.
+        visitor = welcome1["visitor_id"]
+        conv = rdb.hget(f"omr:customer:chat:main:{visitor}", "last_conversation")
+        assert conv == acked["conversation_id"], (conv, acked)
+        ins = [json.loads(f["message"])["text"] for _, f in rdb.xrange(f"omr:conv:{{{conv}}}:log")
+               if f.get("direction") == "in"]
+        assert ins == [OFFLINE_TEXT], ins
+        assert d2.alive()
+        # Refused attempts while the daemon was down are the only errors.
+        errors = [e for e in page.errors()
+                  if not (e.get("event") == "console" and "ERR_CONNECTION_REFUSED" in e.get("text", ""))
+                  and not (e.get("event") == "ws_error" and "ERR_CONNECTION_REFUSED" in e.get("error", ""))]
+        assert not errors, errors
+        print(f"\nreconnect: attempts at {opens} ms (stopped at ~{t_stopped} ms), gaps {gaps} ms")
     finally:
         page.close()

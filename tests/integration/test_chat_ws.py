@@ -70,7 +70,7 @@ def hello_json(**f):
 
 
 def msg_json(text="hi", client_id="c1"):
-    return json.dumps({"type": "message", "client_id": client_id, "text": text}).encode()
+    return json.dumps({"type": "message", "client_id": client_id, "text": text}, ensure_ascii=False).encode()
 
 
 def serving(daemon):
