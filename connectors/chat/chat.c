@@ -188,8 +188,18 @@ static bool token_check(const struct omr_conf *conf, const char *t, char visitor
 
 /* --- pushes ------------------------------------------------------------------ */
 
+/* {id, name}: the name when the configuration has the agent. */
+static json_t *agent_json(const struct omr_conf *conf, const char *id)
+{
+        const struct omr_conf_agent *a = id ? omr_conf_agent(conf, id) : NULL;
+        json_t *j = json_pack("{s:s?}", "id", id);
+        if (j && a && a->name)
+                json_object_set_new(j, "name", json_string(a->name));
+        return j;
+}
+
 /* The client's shape of a published chat message. */
-static json_t *client_message(const json_t *pub)
+static json_t *client_message(const struct omr_conf *conf, const json_t *pub)
 {
         const json_t *m = json_object_get(pub, "message");
         const char *dir = json_string_value(json_object_get(pub, "direction"));
@@ -203,8 +213,9 @@ static json_t *client_message(const json_t *pub)
                 at = json_object_get(m, "sent_at");
         json_object_set(j, "at", at ? (json_t *)at : json_null());
         if (dir && strcmp(dir, "out") == 0) {
-                json_t *agent = json_pack("{s:O?}", "id", json_object_get(m, "agent_id"));
-                json_object_set_new(j, "agent", agent);
+                json_object_set_new(
+                        j, "agent",
+                        agent_json(conf, json_string_value(json_object_get(m, "agent_id"))));
         } else {
                 /* external_id is "<visitor>:<client id>" */
                 const char *ext = json_string_value(json_object_get(m, "external_id"));
@@ -227,7 +238,7 @@ static void push(struct sess *s, const json_t *pub)
                 if (!valid_id(id) || (s->last_sent[0] && id_cmp(id, s->last_sent) <= 0))
                         return;
                 snprintf(s->last_sent, sizeof(s->last_sent), "%s", id);
-                send_json(s, client_message(pub));
+                send_json(s, client_message(omr_core_conf(s->ch->c->core), pub));
                 const char *dir = json_string_value(json_object_get(pub, "direction"));
                 if (dir && strcmp(dir, "out") == 0)
                         omr_chat_seen(s->ch->c->core, s->conv, id);
@@ -236,7 +247,7 @@ static void push(struct sess *s, const json_t *pub)
         const char *agent = json_string_value(json_object_get(pub, "agent_id"));
         json_t *j = json_pack("{s:s}", "type", type);
         if (j && agent && *agent)
-                json_object_set_new(j, "agent", json_pack("{s:s}", "id", agent));
+                json_object_set_new(j, "agent", agent_json(omr_core_conf(s->ch->c->core), agent));
         send_json(s, j);
 }
 
@@ -583,7 +594,7 @@ static void on_ws(struct omr_http_request *req, void *arg)
         struct chat *ch = arg;
         const struct omr_conf *conf = omr_core_conf(ch->c->core);
         const char *site = omr_http_query(req, "site");
-        const struct omr_conf_chat_site *cs = omr_conf_chat_site(conf, site ? site : "main");
+        const struct omr_conf_chat_site *cs = omr_conf_chat_site(conf, site);
         if (cs == NULL || conf->chat.secret == NULL) {
                 omr_http_reply_error(req, 404, "unknown_site", "no chat site of that name");
                 return;

@@ -24,6 +24,12 @@
 #include "ws.h"
 
 #define WS_MAGIC 0x77536f63u
+/* Fairness: at most this much is read from one socket per loop turn (a
+ * flooding client cannot starve the others; epoll reports it again). */
+#define READ_BUDGET (64 * 1024)
+/* A client that does not read what we send (pongs, replies): closed when
+ * this much waits for it. */
+#define MAX_QUEUED (1024 * 1024)
 
 struct omr_ws {
         unsigned magic;
@@ -41,7 +47,8 @@ struct omr_ws {
         char *extra; /* bytes read before the switch, fed to wslay first */
         size_t extra_len, extra_off;
         bool awaiting_pong;
-        bool closing; /* reaped on the next turn */
+        size_t budget; /* bytes this read turn may still take */
+        bool closing;  /* reaped on the next turn */
 };
 
 const char *omr_ws_peer(const struct omr_ws *ws)
@@ -118,9 +125,17 @@ static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
                 ws->extra_off += n;
                 return (ssize_t)n;
         }
+        if (ws->budget == 0) {
+                wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+                return -1;
+        }
+        if (len > ws->budget)
+                len = ws->budget;
         ssize_t n = recv(ws->fd, buf, len, 0);
-        if (n > 0)
+        if (n > 0) {
+                ws->budget -= (size_t)n;
                 return n;
+        }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
                 wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         else
@@ -210,9 +225,24 @@ static void on_readable(evutil_socket_t fd, short what, void *arg)
         (void)fd;
         (void)what;
         OMR_MAGIC_CHECK(ws, WS_MAGIC);
-        /* wslay answers protocol errors (unmasked frames, bad opcodes,
-         * oversized messages) with a close frame itself: 1002, 1009. */
+        ws->budget = READ_BUDGET;
+        /* wslay answers most protocol errors (unmasked frames, bad
+         * opcodes, oversized messages) with a close frame itself: 1002,
+         * 1009; when it gives up instead, say 1002 before hanging up. */
         if (wslay_event_recv(ws->ctx) != 0) {
+                /* wslay stops both directions on a fatal frame error (a
+                 * control frame over 125 bytes or fragmented, a length with
+                 * the top bit set): the 4-byte close frame is written here. */
+                static const unsigned char close_1002[] = {0x88, 0x02, 0x03, 0xea};
+                if (!wslay_event_get_close_sent(ws->ctx) &&
+                    send(ws->fd, close_1002, sizeof(close_1002), MSG_NOSIGNAL) < 0)
+                        omr_log(LOG_DEBUG, "chat", "close frame not sent peer=%s", ws->peer);
+                drop(ws);
+                return;
+        }
+        if (wslay_event_get_queued_msg_length(ws->ctx) > MAX_QUEUED) {
+                omr_log(LOG_INFO, "chat", "websocket closed: the client does not read peer=%s",
+                        ws->peer);
                 drop(ws);
                 return;
         }
