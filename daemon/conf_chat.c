@@ -24,13 +24,7 @@ static int chat_secret(struct cy *cy, yaml_node_t *v, void *obj)
 static int chat_ttl(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf *c = obj;
-        if (cy_duration_ms(cy, v, "chat.session_ttl", &c->chat.session_ttl_ms))
-                return -1;
-        if (c->chat.session_ttl_ms < 60000 || c->chat.session_ttl_ms > 90 * 86400000LL) {
-                cy_error(cy, v, "'chat.session_ttl' must be between 1m and 90d");
-                return -1;
-        }
-        return 0;
+        return cy_duration_within(cy, v, "chat.session_ttl", "1m", "90d", &c->chat.session_ttl_ms);
 }
 
 static int chat_max_message(struct cy *cy, yaml_node_t *v, void *obj)
@@ -48,13 +42,7 @@ static int chat_max_message(struct cy *cy, yaml_node_t *v, void *obj)
 static int chat_ping(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf *c = obj;
-        if (cy_duration_ms(cy, v, "chat.ping_interval", &c->chat.ping_ms))
-                return -1;
-        if (c->chat.ping_ms < 200 || c->chat.ping_ms > 600000) {
-                cy_error(cy, v, "'chat.ping_interval' must be between 200ms and 10m");
-                return -1;
-        }
-        return 0;
+        return cy_duration_within(cy, v, "chat.ping_interval", "200ms", "10m", &c->chat.ping_ms);
 }
 
 static int site_name(struct cy *cy, yaml_node_t *v, void *obj)
@@ -123,14 +111,8 @@ static int offline_mailbox(struct cy *cy, yaml_node_t *v, void *obj)
 static int offline_after(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf *c = obj;
-        if (cy_duration_ms(cy, v, "chat.offline_email.after", &c->chat.offline_email_after_ms))
-                return -1;
-        if (c->chat.offline_email_after_ms < 1000 ||
-            c->chat.offline_email_after_ms > 7 * 86400000LL) {
-                cy_error(cy, v, "'chat.offline_email.after' must be between 1s and 7d");
-                return -1;
-        }
-        return 0;
+        return cy_duration_within(cy, v, "chat.offline_email.after", "1s", "7d",
+                                  &c->chat.offline_email_after_ms);
 }
 
 /* A reply the visitor has not seen after `after` is emailed to the address

@@ -170,25 +170,13 @@ static int imap_tls(struct cy *cy, yaml_node_t *v, void *obj)
 static int imap_poll(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf_email_mailbox *m = obj;
-        if (cy_duration_ms(cy, v, "imap.poll_interval", &m->imap.poll_ms))
-                return -1;
-        if (m->imap.poll_ms < 100 || m->imap.poll_ms > 86400000) {
-                cy_error(cy, v, "'imap.poll_interval' must be between 100ms and 1d");
-                return -1;
-        }
-        return 0;
+        return cy_duration_within(cy, v, "imap.poll_interval", "100ms", "1d", &m->imap.poll_ms);
 }
 
 static int imap_timeout(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf_email_mailbox *m = obj;
-        if (cy_duration_ms(cy, v, "imap.timeout", &m->imap.timeout_ms))
-                return -1;
-        if (m->imap.timeout_ms < 1000 || m->imap.timeout_ms > 600000) {
-                cy_error(cy, v, "'imap.timeout' must be between 1s and 10m");
-                return -1;
-        }
-        return 0;
+        return cy_duration_within(cy, v, "imap.timeout", "1s", "10m", &m->imap.timeout_ms);
 }
 
 static int imap_batch(struct cy *cy, yaml_node_t *v, void *obj)
@@ -301,13 +289,7 @@ static int smtp_starttls(struct cy *cy, yaml_node_t *v, void *obj)
 static int smtp_timeout(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf_email_mailbox *m = obj;
-        if (cy_duration_ms(cy, v, "smtp.timeout", &m->smtp.timeout_ms))
-                return -1;
-        if (m->smtp.timeout_ms < 1000 || m->smtp.timeout_ms > 600000) {
-                cy_error(cy, v, "'smtp.timeout' must be between 1s and 10m");
-                return -1;
-        }
-        return 0;
+        return cy_duration_within(cy, v, "smtp.timeout", "1s", "10m", &m->smtp.timeout_ms);
 }
 
 static int mb_smtp(struct cy *cy, yaml_node_t *v, void *obj)
@@ -347,13 +329,8 @@ static int mg_key(struct cy *cy, yaml_node_t *v, void *obj)
 static int mg_window(struct cy *cy, yaml_node_t *v, void *obj)
 {
         struct omr_conf_email_mailbox *m = obj;
-        if (cy_duration_ms(cy, v, "mailgun.timestamp_window", &m->mailgun_window_ms))
-                return -1;
-        if (m->mailgun_window_ms < 1000 || m->mailgun_window_ms > 86400000) {
-                cy_error(cy, v, "'mailgun.timestamp_window' must be between 1s and 1d");
-                return -1;
-        }
-        return 0;
+        return cy_duration_within(cy, v, "mailgun.timestamp_window", "1s", "1d",
+                                  &m->mailgun_window_ms);
 }
 
 static int mb_mailgun(struct cy *cy, yaml_node_t *v, void *obj)

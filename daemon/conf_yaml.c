@@ -227,6 +227,21 @@ int cy_duration_ms(struct cy *cy, yaml_node_t *n, const char *what, int64_t *out
         return 0;
 }
 
+int cy_duration_within(struct cy *cy, yaml_node_t *n, const char *what, const char *min,
+                       const char *max, int64_t *out)
+{
+        int64_t lo = 0, hi = 0;
+        if (cy_duration_ms(cy, n, what, out))
+                return -1;
+        if (omr_parse_duration_ms(min, &lo) != 0 || omr_parse_duration_ms(max, &hi) != 0)
+                omr_panic("conf", "bad bounds for %s", what);
+        if (*out < lo || *out > hi) {
+                cy_error(cy, n, "'%s' must be between %s and %s", what, min, max);
+                return -1;
+        }
+        return 0;
+}
+
 int cy_size(struct cy *cy, yaml_node_t *n, const char *what, size_t *out)
 {
         const char *s = cy_scalar(cy, n, what);

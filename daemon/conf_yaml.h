@@ -38,6 +38,9 @@ int cy_int(struct cy *cy, yaml_node_t *n, const char *what, long long min, long 
            long long *out);
 int cy_bool(struct cy *cy, yaml_node_t *n, const char *what, bool *out);
 int cy_duration_ms(struct cy *cy, yaml_node_t *n, const char *what, int64_t *out);
+/* A duration between min and max (written as durations, "100ms", "1d"). */
+int cy_duration_within(struct cy *cy, yaml_node_t *n, const char *what, const char *min,
+                       const char *max, int64_t *out);
 int cy_size(struct cy *cy, yaml_node_t *n, const char *what, size_t *out);
 /* A scalar or a sequence of scalars, as a NULL-free array of copies. */
 int cy_string_list(struct cy *cy, yaml_node_t *n, const char *what, char ***out, size_t *n_out);
