@@ -331,7 +331,8 @@ def make_config(args, tmp, redis_sock, port):
     return {
         "log": {"level": args.log_level},
         "http": {"listen": f"127.0.0.1:{port}", "max_connections": args.max_connections,
-                 "idle_timeout": "30s", "drain_timeout": "10s"},
+                 "idle_timeout": "30s", "drain_timeout": "10s",
+                 **({"max_header": args.max_header} if args.max_header else {})},
         "redis": {"url": f"unix://{redis_sock}", "prefix": "omr:", "command_timeout": "2s"},
         "api": {"tokens": [{"name": "helpdesk", "token_file": str(sec / "helpdesk.token")}]},
         "outbound": {"give_up_after": "30s", "request_timeout": "5s"},
@@ -339,6 +340,7 @@ def make_config(args, tmp, redis_sock, port):
                              "queues": ["general"]}]},
         "routing": {"default_queue": "general", "default_priority": "normal"},
         "connectors": {"chat": {"session_secret_file": str(sec / "chat.key"),
+                                "ping_interval": args.ping_interval,
                                 "sites": [{"name": SITE, "origins": [ORIGIN]}]}},
     }
 
@@ -627,7 +629,10 @@ async def run_bench(args, d, redis_srv, out):
     m = Meter(meter_src).begin()
     await asyncio.sleep(args.idle_seconds)
     memory["cpu_idle"] = m.end()
-    say(f"  idle {args.idle_seconds}s with all connected: daemon CPU {memory['cpu_idle']['daemon']}%")
+    memory["rss_after_idle_kib"] = status_kib(pid)
+    say(f"  idle {args.idle_seconds}s with all connected (ping_interval {args.ping_interval}): daemon CPU "
+        f"{memory['cpu_idle']['daemon']}%, bench {memory['cpu_idle']['bench']}%; daemon RSS "
+        f"{memory['rss_after_idle_kib']} KiB")
 
     # 2. a subset sends one message each
     active = random.sample(connected, min(args.active, len(connected)))
@@ -749,7 +754,12 @@ def main():
     ap.add_argument("--burst-concurrency", type=int, default=16)
     ap.add_argument("--open-concurrency", type=int, default=200)
     ap.add_argument("--max-connections", type=int, default=20000, help="http.max_connections")
-    ap.add_argument("--idle-seconds", type=float, default=5.0)
+    ap.add_argument("--max-header", default=None,
+                    help="http.max_header (default: the daemon's, 32KiB; MHD's per-connection memory pool)")
+    ap.add_argument("--ping-interval", default="5s",
+                    help="connectors.chat.ping_interval (25s by default in the daemon; shorter here so "
+                         "that the idle window sees every socket pinged)")
+    ap.add_argument("--idle-seconds", type=float, default=6.0)
     ap.add_argument("--settle", type=float, default=1.0, help="seconds between connecting and reading RSS")
     ap.add_argument("--reply-timeout", type=float, default=10.0)
     ap.add_argument("--log-level", default="info")

@@ -73,7 +73,7 @@ static void on_stored(const redisReply *r, const char *error, void *arg)
                 .conversation_id = element(r, 1),
                 .message_id = element(r, 2),
                 .queue = element(r, 3),
-                .log_id = element(r, 6),
+                .log_id = element(r, 6) && *element(r, 6) ? element(r, 6) : NULL,
         };
         if (status == NULL || res.conversation_id == NULL || res.message_id == NULL ||
             res.queue == NULL || r->elements < 5 || r->element[4]->type != REDIS_REPLY_INTEGER) {

@@ -10,6 +10,7 @@
 -- before anything is written.)
 --
 -- KEYS[1] dedup key    <prefix>dedup:<provider>:<external_id>
+--                      = "<conversation> <message> <queue> <log entry id>"
 -- KEYS[2] thread key   <prefix>thread:<channel>:<hash of provider, customer, thread>
 -- KEYS[3] events       <prefix>events
 -- ARGV: 1 prefix, 2 candidate conversation id, 3 message id,
@@ -34,8 +35,9 @@ local seen = redis.call('GET', KEYS[1])
 if seen then
   -- "<conversation> <message> <queue>": answer the retry with the ids the
   -- first delivery got, so the provider's view stays consistent.
-  local c, m, q = string.match(seen, '^(%S+) (%S+) (%S+)$')
-  return {'duplicate', c or '', m or '', q or '', 0, ''}
+  -- (the log entry id was added later: older keys have three words)
+  local c, m, q, l = string.match(seen, '^(%S+) (%S+) (%S+) ?(%S*)$')
+  return {'duplicate', c or '', m or '', q or '', 0, '', l or ''}
 end
 
 local function require_type(key, want)
@@ -248,6 +250,6 @@ redis.call('HSET', conv_key, 'last_in_external_id', ARGV[28] or '')
 if (ARGV[29] or '') ~= '' then redis.call('HSETNX', conv_key, 'thread_ref', ARGV[29]) end
 if (ARGV[30] or '') ~= '' then redis.call('HSETNX', conv_key, 'subject', ARGV[30]) end
 
-redis.call('SET', KEYS[1], conv .. ' ' .. ARGV[3] .. ' ' .. queue, 'EX', ARGV[14])
+redis.call('SET', KEYS[1], conv .. ' ' .. ARGV[3] .. ' ' .. queue .. ' ' .. log_id, 'EX', ARGV[14])
 
 return {'stored', conv, ARGV[3], queue, new, mode, log_id}

@@ -476,9 +476,11 @@ static void on_message(struct sess *s, const json_t *msg)
         }
         char *trimmed = text ? omr_text_trim(text) : NULL;
         if (trimmed == NULL || *trimmed == '\0' || g_utf8_strlen(trimmed, -1) > MAX_TEXT) {
+                bool empty = trimmed == NULL || *trimmed == '\0';
                 free(trimmed);
-                send_error(s, text ? "message_too_long" : "bad_text",
-                           "text must be 1-4000 characters", cid);
+                send_error(s, empty ? "bad_text" : "message_too_long",
+                           empty ? "text is required" : "text must be at most 4000 characters",
+                           cid);
                 return;
         }
         struct omr_message *m = omr_message_new();

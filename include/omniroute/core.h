@@ -27,7 +27,7 @@ struct omr_ingest_result {
         const char *message_id;
         const char *queue;
         bool new_conversation;
-        const char *log_id; /* STORED: the message's entry id in the conversation log */
+        const char *log_id; /* the message's entry id in the conversation log (NULL: unknown) */
         const char *detail; /* why, for UNAVAILABLE */
 };
 

@@ -168,6 +168,17 @@ def rss_kib(pid):
     raise AssertionError(f"no VmRSS for {pid}")
 
 
+def sanitized(pid):
+    """True when the daemon runs with AddressSanitizer (its RSS then holds
+    the allocator's quarantine and redzones: RSS bounds do not apply)."""
+    try:
+        if "asan" in Path(f"/proc/{pid}/maps").read_text():
+            return True
+        return b"__asan_init" in Path(f"/proc/{pid}/exe").read_bytes()
+    except OSError:
+        return False
+
+
 def open_fds(pid):
     try:
         return len(os.listdir(f"/proc/{pid}/fd"))

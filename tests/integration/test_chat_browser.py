@@ -334,7 +334,7 @@ def test_widget_reconnects_with_backoff_and_resends(start_daemon, make_config, s
     try:
         page.wait_event("welcome", 20)
         (welcome1,) = page.frames("received", "welcome")
-        rc, took = d1.terminate()
+        rc, _ = d1.terminate()
         assert rc == 0, f"omnirouted exited {rc} on SIGTERM with a chat socket open"
         page.tell("stopped")
         ev = page.wait_event("disconnected", 15)
@@ -358,12 +358,11 @@ def test_widget_reconnects_with_backoff_and_resends(start_daemon, make_config, s
         assert welcomes[-1]["visitor_id"] == welcome1["visitor_id"], welcomes
         assert acked["states"][0] == "sending" and acked["states"][-1] == "sent", acked
 
-        # Backoff: the attempts after the stop are at least ~1 s apart and
-        # do not get closer together.
+        # Backoff: the attempts after the stop are 1 s .. 30 s apart.
         opens = [e["t"] for e in page.events if e.get("event") == "ws_open"][1:]
         assert len(opens) >= 2, page.transcript()
         gaps = [b - a for a, b in zip(opens, opens[1:])]
-        assert all(g >= 900 for g in gaps), f"reconnect attempts closer than the 1 s minimum: {gaps} ms"
+        assert all(900 <= g <= 31000 for g in gaps), f"reconnect attempts outside 1 s .. 30 s apart: {gaps} ms"
         states = [c for c, _ in acked["connections"]]
         assert "reconnecting" in states and states[-1] == "connected", acked["connections"]
 
@@ -380,6 +379,6 @@ def test_widget_reconnects_with_backoff_and_resends(start_daemon, make_config, s
                   if not (e.get("event") == "console" and "ERR_CONNECTION_REFUSED" in e.get("text", ""))
                   and not (e.get("event") == "ws_error" and "ERR_CONNECTION_REFUSED" in e.get("error", ""))]
         assert not errors, errors
-        print(f"\nreconnect: attempts at {opens} ms (stopped at ~{t_stopped} ms), gaps {gaps} ms")
+        print(f"\nreconnect: attempts at {opens} ms (typed offline at {t_stopped} ms), gaps {gaps} ms")
     finally:
         page.close()

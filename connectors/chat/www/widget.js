@@ -78,7 +78,14 @@
 
   // ------------------------------------------------------------------ storage
 
-  var storeKey = PREFIX + ':v1:' + new URL(wsUrl).host + ':' + site;
+  var wsHost;
+  try {
+    wsHost = new URL(wsUrl).host;
+  } catch (e) {
+    if (window.console) console.error('omniroute chat: bad websocket URL ' + wsUrl);
+    return;
+  }
+  var storeKey = PREFIX + ':v1:' + wsHost + ':' + site;
   var memoryStore = {};
 
   function loadState() {
@@ -175,7 +182,6 @@
   var attempt = 0;
   var retryTimer = null;
   var retryAt = 0;
-  var countdownTimer = null;
   var lastTypingSent = 0;
   var agentTypingTimer = null;
   var unread = 0;
@@ -398,8 +404,8 @@
     } else if (conn === 'connecting') {
       parts.push(attempt ? 'Reconnecting\u2026' : 'Connecting\u2026');
     } else if (conn === 'reconnecting') {
-      var secs = Math.max(1, Math.ceil((retryAt - Date.now()) / 1000));
-      parts.push(navigator.onLine === false ? 'Offline; waiting for the network' : 'Connection lost; retrying in ' + secs + ' s');
+      // No countdown: this line is a live region, read out on every change.
+      parts.push(navigator.onLine === false ? 'Offline; waiting for the network' : 'Connection lost; reconnecting\u2026');
     } else {
       parts.push('Offline');
     }
@@ -514,8 +520,6 @@
   function connect() {
     clearTimeout(retryTimer);
     retryTimer = null;
-    clearInterval(countdownTimer);
-    countdownTimer = null;
     if (ws) return;
     setConnection('connecting');
     var sock;
@@ -561,16 +565,17 @@
     ws = null;
     connected = false;
     clearTimeout(retryTimer);
-    // Exponential backoff with jitter: 1 s, 2 s, 4 s ... 30 s, each drawn
-    // from the upper half of its step so that visitors spread out.
-    var cap = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, Math.min(attempt, 15)));
-    var delay = Math.max(BACKOFF_MIN, cap / 2 + Math.random() * cap / 2);
+    // Exponential backoff with jitter, within 1 s .. 30 s: the n-th retry
+    // waits a random time in [max(1 s, hi / 4), hi], hi = min(30 s, 2^n s)
+    // (1-2 s, 1-4 s, 2-8 s, 4-16 s, 7.5-30 s, ...), so that the visitors
+    // of a restarted daemon do not all come back in the same second.
+    var hi = Math.min(BACKOFF_MAX, BACKOFF_MIN * Math.pow(2, Math.min(attempt, 15) + 1));
+    var lo = Math.max(BACKOFF_MIN, hi / 4);
+    var delay = lo + Math.random() * (hi - lo);
     attempt += 1;
     retryAt = Date.now() + delay;
     retryTimer = setTimeout(connect, delay);
     setConnection('reconnecting');
-    clearInterval(countdownTimer);
-    countdownTimer = setInterval(renderStatus, 1000);
   }
 
   function reconnectNow() {
@@ -627,6 +632,7 @@
       });
       messages = keep;
       state.lastId = null;
+      if (!messages.length && !empty.parentNode) log.insertBefore(empty, log.firstChild);
     }
     if (typeof msg.token === 'string') state.token = msg.token;
     if (typeof msg.visitor_id === 'string') state.visitorId = msg.visitor_id;
@@ -635,8 +641,6 @@
     expected = msg.expected_reply && typeof msg.expected_reply === 'object' ? msg.expected_reply : null;
     connected = true;
     attempt = 0;
-    clearInterval(countdownTimer);
-    countdownTimer = null;
     setConnection('connected');
     if (state.conversationId) root.setAttribute('data-conversation', state.conversationId);
     saveState();
@@ -832,6 +836,7 @@
     if (!text) return;
     if (text.length > MAX_TEXT) text = text.slice(0, MAX_TEXT);
     syncDetails();
+    if (details.open && (state.name || state.email)) details.open = false;
     var m = { id: null, clientId: newClientId(), direction: 'in', text: text, at: new Date().toISOString(), agent: null, state: 'sending' };
     insertMessage(m);
     input.value = '';
@@ -842,16 +847,21 @@
     if (!transmit(m) && !ws) connect();
   }
 
-  // name / email go in hello: when they change, start a new hello (the
-  // session resumes with its token, nothing is lost).
-  function syncDetails() {
+  // name / email travel in hello: kept as typed, and when the visitor
+  // sends a message with details the daemon has not seen, a new hello
+  // (the session resumes with its token, nothing is lost) goes first.
+  function readDetails() {
     var n = nameInput.value.replace(/^\s+|\s+$/g, '').slice(0, 200);
     var e = emailInput.value.replace(/^\s+|\s+$/g, '').slice(0, 254);
     if (e && !/^[^\s@]+@[^\s@]+$/.test(e)) e = '';
     state.name = n;
     state.email = e;
     saveState();
-    if (connected && (n !== helloName || e !== helloEmail)) reconnectNow();
+  }
+
+  function syncDetails() {
+    readDetails();
+    if (connected && (state.name !== helloName || state.email !== helloEmail)) reconnectNow();
   }
 
   // ------------------------------------------------------------ behaviour
@@ -923,8 +933,8 @@
     submit();
     input.focus();
   });
-  nameInput.addEventListener('change', syncDetails);
-  emailInput.addEventListener('change', syncDetails);
+  nameInput.addEventListener('change', readDetails);
+  emailInput.addEventListener('change', readDetails);
   window.addEventListener('online', function () {
     if (!connected && (ws || retryTimer)) reconnectNow();
   });
