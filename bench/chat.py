@@ -8,13 +8,20 @@ pub/sub alone takes on this machine.
 1. Memory: N (5,000) visitors connect to one daemon (GET /v1/chat/ws, hello
    → welcome) and stay idle. The daemon's VmRSS (/proc/<pid>/status) before
    and after gives the memory per connection; also its open fds, the
-   connection rate, and its CPU over an idle window with all N connected.
+   connection rate, and its CPU over an idle window with all N connected
+   (one ping interval + 1 s: every socket is pinged once in it).
 2. Reply delay: A (500) of them send one message each (so they have a
    conversation). Then M (500) replies to random ones of those, through
    POST /v1/conversations/{id}/replies: one at a time (latency), then all M
    by 16 concurrent posters (burst). Per reply: POST sent → 202, POST sent →
    `message` on the visitor's socket, and (a redis-py subscriber on the
    daemons' channel) POST sent → PUBLISH seen.
+   Before any visitor connects, the same replies to a conversation whose
+   visitor left give POST → 202 and the daemon's CPU per reply with no
+   socket open; and 300 signed webhooks (POST /v1/inbound, each followed
+   by a GET /healthz) before and after the N connect: what the open
+   sockets add to an HTTP request that waits for Redis, and to one that
+   does not.
 3. Floor: redis-py (asyncio) PUBLISH → subscriber delay for M messages of
    the daemon's payload size, in the same event loop as the websockets: the
    least any reply can take. The ratios reply / floor are the figures.
@@ -102,6 +109,7 @@ SITE = "main"
 ORIGIN = "https://www.example.com"
 TOKEN = "chat-bench-token-" + uuid.uuid4().hex
 AGENT = ("ana", "Ana Lima")
+HOOK_SECRET = "chat-bench-hook-" + uuid.uuid4().hex
 
 
 def say(*a):
@@ -324,7 +332,8 @@ class Daemon:
 def make_config(args, tmp, redis_sock, port):
     sec = Path(tmp) / "secrets"
     sec.mkdir(exist_ok=True)
-    for name, value in (("chat.key", uuid.uuid4().hex + uuid.uuid4().hex), ("helpdesk.token", TOKEN)):
+    for name, value in (("chat.key", uuid.uuid4().hex + uuid.uuid4().hex), ("helpdesk.token", TOKEN),
+                        ("hook.secret", HOOK_SECRET)):
         f = sec / name
         f.write_text(value + "\n")
         f.chmod(0o600)
@@ -339,7 +348,9 @@ def make_config(args, tmp, redis_sock, port):
         "agents": {"list": [{"id": AGENT[0], "name": AGENT[1], "capacity": {"chat": 1000},
                              "queues": ["general"]}]},
         "routing": {"default_queue": "general", "default_priority": "normal"},
-        "connectors": {"chat": {"session_secret_file": str(sec / "chat.key"),
+        "connectors": {"api": {"adapters": [{"name": "hook", "secret_file": str(sec / "hook.secret"),
+                                             "require_timestamp": False}]},
+                       "chat": {"session_secret_file": str(sec / "chat.key"),
                                 "ping_interval": args.ping_interval,
                                 "sites": [{"name": SITE, "origins": [ORIGIN]}]}},
     }
@@ -472,6 +483,7 @@ class Bench:
         conc = 1 if mode == "sequential" else self.args.burst_concurrency
         https = [await Http(self.d.port).open() for _ in range(conc)]
         results = []
+        c0 = proc_cpu(self.d.pid)
         t_start = time.monotonic()
         if mode == "sequential":
             for text, v in zip(texts, targets):
@@ -485,6 +497,7 @@ class Bench:
                     results.append(await self.one_reply(h, v, text))
             await asyncio.gather(*(worker(h) for h in https))
         t_end = time.monotonic()
+        cpu = proc_cpu(self.d.pid) - c0
         for h in https:
             h.close()
         ok = [r for r in results if r]
@@ -501,8 +514,57 @@ class Bench:
             "publish_to_socket": dist(pub_to_socket),
             "seconds": round(last_arrival - t_start, 3),
             "replies_per_s": round(len(ok) / max(last_arrival - t_start, 1e-9), 1),
+            "daemon_cpu_ms_per_reply": round(1000.0 * cpu / max(n, 1), 3),
             "_texts": texts,
         }
+
+    async def webhook_probe(self, n, tag):
+        """n signed webhooks (POST /v1/inbound/hook, SMS, one customer), one at
+        a time, and one GET /healthz after each: latency of each and the
+        daemon's CPU per webhook. Measures what open sockets add to an HTTP
+        request that waits for Redis (the webhook) and to one that does not."""
+        import hmac as _hmac
+        h = await Http(self.d.port).open()
+        hooks, hz = [], []
+        c0 = proc_cpu(self.d.pid)
+        for k in range(n):
+            body = json.dumps({"external_id": f"{tag}-{k}-{uuid.uuid4().hex[:8]}", "channel": "sms",
+                               "from": {"id": "bench-customer"}, "text": "hello"}).encode()
+            sig = "sha256=" + _hmac.new(HOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+            t0 = time.monotonic()
+            status, _, data = await h.request("POST", "/v1/inbound/hook", body,
+                                              {"Content-Type": "application/json",
+                                               "X-Omniroute-Signature": sig})
+            t1 = time.monotonic()
+            if status != 200:
+                raise RuntimeError(f"webhook: HTTP {status} {data[:200]!r}")
+            status, _, _ = await h.request("GET", "/healthz")
+            hooks.append(t1 - t0)
+            hz.append(time.monotonic() - t1)
+        cpu = proc_cpu(self.d.pid) - c0
+        h.close()
+        return {"webhook": dist(hooks), "healthz": dist(hz),
+                "daemon_cpu_ms_per_webhook_and_healthz": round(1000.0 * cpu / n, 3)}
+
+    async def http_baseline(self, conv, n):
+        """n sequential replies to a conversation whose visitor is gone:
+        POST→202 and the daemon's CPU per reply with no socket to push to."""
+        h = await Http(self.d.port).open()
+        xs = []
+        c0 = proc_cpu(self.d.pid)
+        for k in range(n):
+            body = json.dumps({"agent_id": AGENT[0], "text": f"baseline {k}"}).encode()
+            t0 = time.monotonic()
+            status, _, data = await h.request("POST", f"/v1/conversations/{conv}/replies", body,
+                                              {"Content-Type": "application/json",
+                                               "Authorization": f"Bearer {TOKEN}"})
+            xs.append(time.monotonic() - t0)
+            if status != 202:
+                raise RuntimeError(f"baseline reply: HTTP {status} {data[:200]!r}")
+        cpu = proc_cpu(self.d.pid) - c0
+        h.close()
+        await asyncio.sleep(0.5)   # let the outbound engine finish them
+        return {"post_to_202": dist(xs), "daemon_cpu_ms_per_reply": round(1000.0 * cpu / n, 3)}
 
     # floor: redis-py PUBLISH -> subscriber -------------------------------
     async def floor(self, n, payload_len):
@@ -593,6 +655,12 @@ async def run_bench(args, d, redis_srv, out):
         raise RuntimeError("warm-up reply did not arrive: " + "; ".join(b.problems))
     await w.ws.close()
     await asyncio.sleep(1.0)
+    baseline = await b.http_baseline(w.conv, args.baseline)
+    baseline["probe"] = await b.webhook_probe(args.baseline, "none")
+    say(f"no socket connected: reply POST→202 p50 {baseline['post_to_202']['p50']} ms, "
+        f"p99 {baseline['post_to_202']['p99']} ms; daemon CPU {baseline['daemon_cpu_ms_per_reply']} ms per reply; "
+        f"webhook p50 {baseline['probe']['webhook']['p50']} ms, healthz p50 {baseline['probe']['healthz']['p50']} ms, "
+        f"daemon CPU {baseline['probe']['daemon_cpu_ms_per_webhook_and_healthz']} ms per pair")
 
     # 1. memory per idle connection
     n = args.connections
@@ -634,6 +702,11 @@ async def run_bench(args, d, redis_srv, out):
         f"{memory['cpu_idle']['daemon']}%, bench {memory['cpu_idle']['bench']}%; daemon RSS "
         f"{memory['rss_after_idle_kib']} KiB")
 
+    memory["probe"] = await b.webhook_probe(args.baseline, "open")
+    pr = memory["probe"]
+    say(f"  with {len(connected)} open: webhook p50 {pr['webhook']['p50']} ms, healthz p50 "
+        f"{pr['healthz']['p50']} ms, daemon CPU {pr['daemon_cpu_ms_per_webhook_and_healthz']} ms per pair")
+
     # 2. a subset sends one message each
     active = random.sample(connected, min(args.active, len(connected)))
     t0 = time.monotonic()
@@ -667,6 +740,7 @@ async def run_bench(args, d, redis_srv, out):
         rr["ratio_p99"] = round(s["post_to_socket"]["p99"] / f["p99"], 1) if f.get("p99") else None
         rr["ratio_publish_to_socket_p50"] = (round(s["publish_to_socket"]["p50"] / f["p50"], 1)
                                              if f.get("p50") and s["publish_to_socket"].get("p50") else None)
+        rr["idle"] = all(rr[k]["cpu"]["other"] <= args.max_other for k in ("sequential", "burst", "floor"))
         runs.append(rr)
         bu = rr["burst"]
         say(f"run {run + 1}: reply POST→socket p50 {s['post_to_socket']['p50']} ms, p99 "
@@ -674,7 +748,8 @@ async def run_bench(args, d, redis_srv, out):
             f"{s['post_to_publish'].get('p50')}, PUBLISH→socket p50 {s['publish_to_socket'].get('p50')}); "
             f"burst x{bu['concurrency']}: {bu['replies_per_s']} replies/s, p50 {bu['post_to_socket']['p50']} "
             f"p99 {bu['post_to_socket']['p99']} ms; floor PUBLISH→subscriber p50 {f['p50']} p99 {f['p99']} ms; "
-            f"ratio p50 {rr['ratio_p50']}, p99 {rr['ratio_p99']}")
+            f"ratio p50 {rr['ratio_p50']}, p99 {rr['ratio_p99']}"
+            + ("" if rr["idle"] else f"  [not idle: other processes > {args.max_other}% CPU]"))
 
     # checks: each reply on its visitor's socket exactly once, nowhere else
     await asyncio.sleep(0.5)
@@ -700,14 +775,16 @@ async def run_bench(args, d, redis_srv, out):
 
     obs.cancel()
     await asyncio.gather(obs, return_exceptions=True)
-    out.update({"memory": memory, "runs": runs, "stray_messages": stray[:20], "n_stray": len(stray),
+    out.update({"baseline_no_sockets": baseline, "memory": memory, "runs": runs,
+                "stray_messages": stray[:20], "n_stray": len(stray),
                 "publish_sample": b.pub_sample})
     return b
 
 
 def summarize(out):
     mem = out["memory"]
-    runs = out["runs"]
+    idle = [r for r in out["runs"] if r.get("idle")]
+    runs = idle or out["runs"]
 
     def med(path):
         xs = []
@@ -720,14 +797,27 @@ def summarize(out):
         return (statistics.median(xs), min(xs), max(xs)) if xs else (None, None, None)
 
     lines = [
+        f"runs: {len(out['runs'])}, idle (other processes <= {out['settings']['max_other']}% CPU in every "
+        f"phase): {len(idle)}; figures: median (min–max) of the "
+        + ("idle runs" if idle else "runs (none was idle: compare with care)"),
         f"memory: {mem['connections']} idle websockets: daemon RSS {mem['rss_before_kib']} → "
         f"{mem['rss_after_kib']} KiB = {mem['kib_per_connection']} KiB per connection "
         f"(fds {mem['fds_before']} → {mem['fds_after']}); connect + hello: {mem['connections_per_s']}/s; "
         f"daemon CPU idle with all connected: {mem['cpu_idle']['daemon']}%",
     ]
+    base = out.get("baseline_no_sockets") or {}
+    if base:
+        lines.append(f"no socket connected: reply POST→202 p50 {base['post_to_202']['p50']} ms, daemon CPU "
+                     f"{base['daemon_cpu_ms_per_reply']} ms per reply")
+        p0, p1 = base["probe"], mem["probe"]
+        lines.append(f"webhook POST p50 {p0['webhook']['p50']} → {p1['webhook']['p50']} ms, healthz p50 "
+                     f"{p0['healthz']['p50']} → {p1['healthz']['p50']} ms, daemon CPU per webhook + healthz "
+                     f"{p0['daemon_cpu_ms_per_webhook_and_healthz']} → {p1['daemon_cpu_ms_per_webhook_and_healthz']} "
+                     f"ms (no socket → {mem['connections']} open)")
     for label, path in (("reply POST→socket p50 ms (sequential)", ("sequential", "post_to_socket", "p50")),
                         ("reply POST→socket p99 ms (sequential)", ("sequential", "post_to_socket", "p99")),
                         ("  POST→202 p50 ms", ("sequential", "post_to_202", "p50")),
+                        ("  daemon CPU ms per reply (sequential)", ("sequential", "daemon_cpu_ms_per_reply")),
                         ("  POST→PUBLISH p50 ms", ("sequential", "post_to_publish", "p50")),
                         ("  PUBLISH→socket p50 ms", ("sequential", "publish_to_socket", "p50")),
                         ("  PUBLISH→socket p99 ms", ("sequential", "publish_to_socket", "p99")),
@@ -751,23 +841,30 @@ def main():
     ap.add_argument("--active", type=int, default=500, help="visitors that send a message (have a conversation)")
     ap.add_argument("--replies", type=int, default=500)
     ap.add_argument("--runs", type=int, default=3, help="reply + floor measurements on the same connections")
+    ap.add_argument("--baseline", type=int, default=300,
+                    help="replies posted before any visitor is connected (POST→202 and daemon CPU baseline)")
     ap.add_argument("--burst-concurrency", type=int, default=16)
     ap.add_argument("--open-concurrency", type=int, default=200)
     ap.add_argument("--max-connections", type=int, default=20000, help="http.max_connections")
     ap.add_argument("--max-header", default=None,
                     help="http.max_header (default: the daemon's, 32KiB; MHD's per-connection memory pool)")
-    ap.add_argument("--ping-interval", default="5s",
-                    help="connectors.chat.ping_interval (25s by default in the daemon; shorter here so "
-                         "that the idle window sees every socket pinged)")
-    ap.add_argument("--idle-seconds", type=float, default=6.0)
+    ap.add_argument("--ping-interval", default="25s",
+                    help="connectors.chat.ping_interval (the daemon's default, 25s)")
+    ap.add_argument("--idle-seconds", type=float, default=None,
+                    help="idle window with everything connected (default: ping interval + 1 s, so that "
+                         "every socket is pinged in it)")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds between connecting and reading RSS")
     ap.add_argument("--reply-timeout", type=float, default=10.0)
+    ap.add_argument("--max-other", type=float, default=15.0,
+                    help="a run is idle when other processes used <= this %% CPU in each of its phases")
     ap.add_argument("--log-level", default="info")
     ap.add_argument("--out", default=os.path.join(HERE, "out"))
     ap.add_argument("--keep-tmp", action="store_true")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     random.seed(args.seed)
+    if args.idle_seconds is None:
+        args.idle_seconds = cf._duration_s(args.ping_interval) + 1.0
 
     if not os.access(args.daemon, os.X_OK):
         raise SystemExit(f"chat.py: no omnirouted binary at {args.daemon} (build it, or --daemon PATH)")

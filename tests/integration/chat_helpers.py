@@ -27,7 +27,7 @@ from pathlib import Path
 
 import requests
 
-from conftest import free_port, wait_until
+from conftest import wait_until
 
 try:  # the raw client works without it; ChatClient needs it
     import websockets

@@ -24,11 +24,10 @@ import pytest
 import requests
 
 from chat_helpers import (AGENT, API_TOKEN, BINARY, CLOSE, CONT, IDLE_TIMEOUT_S, MAX_MESSAGE, ORIGIN, ORIGIN2,
-                          PING, PING_INTERVAL_S, PONG, SITE, SITE2, STREAM_ID_RE, TEXT, TOKEN_RE,
-                          ULID_RE, ChatClient, Closed, Eof, RawWS, accept_for, assert_refused,
-                          chat_config, check_message, conv_hash, conv_log, frame, handshake_answer,
-                          open_fds, presence, raw_upgraded, reply, rss_kib, sanitized, send_expect_close, sid, sign_token,
-                          wait_log_out, ws_key)
+                          PING, PING_INTERVAL_S, PONG, SITE, SITE2, STREAM_ID_RE, TEXT, TOKEN_RE, ULID_RE, ChatClient,
+                          RawWS, accept_for, assert_refused, chat_config, check_message, conv_hash, conv_log,
+                          frame, handshake_answer, open_fds, presence, raw_upgraded, reply, rss_kib, sanitized,
+                          send_expect_close, sid, sign_token, wait_log_out)
 from conftest import free_port, wait_until
 
 
