@@ -8,10 +8,10 @@ extern const struct omr_connector_ops omr_email_connector;
 extern const struct omr_connector_ops omr_chat_connector;
 
 const struct omr_connector_ops *const omr_connectors[] = {
-        &omr_api_connector,
-        &omr_twilio_connector,
-        &omr_vonage_connector,
-        &omr_email_connector,
-        &omr_chat_connector,
+        &omr_api_connector,    /* signed JSON webhooks of channel adapters */
+        &omr_twilio_connector, /* SMS */
+        &omr_vonage_connector, /* SMS */
+        &omr_email_connector,  /* IMAP, Mailgun in; SMTP out */
+        &omr_chat_connector,   /* website chat websocket */
         NULL,
 };

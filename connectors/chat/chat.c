@@ -256,9 +256,8 @@ static void replay(struct sess *s, const char *after);
 static void end_replay(struct sess *s)
 {
         s->replaying = false;
-        size_t i;
-        json_t *p;
-        json_array_foreach(s->held, i, p) push(s, p);
+        for (size_t i = 0; i < json_array_size(s->held); i++)
+                push(s, json_array_get(s->held, i));
         json_array_clear(s->held);
 }
 
