@@ -45,38 +45,17 @@ sys.path.insert(0, TESTS)
 sys.dont_write_bytecode = True
 
 
-def _pytest_stub():
-    """conftest.py imports pytest for its fixtures; the bench uses only its
-    plain helpers, so a stub does when pytest is not installed."""
-    try:
-        import pytest  # noqa: F401
-        return
-    except ImportError:
-        pass
-    import types
+import importlib.util  # noqa: E402
 
-    m = types.ModuleType("pytest")
+# The helpers both Python benches share (bench/benchlib.py), loaded by path:
+# bench/ is not on sys.path (email.py would shadow the standard library).
+_spec = importlib.util.spec_from_file_location("benchlib", os.path.join(HERE, "benchlib.py"))
+benchlib = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(benchlib)
+sys.modules["benchlib"] = benchlib
+benchlib.pytest_stub()
+from benchlib import bg_load, machine_jiffies, pct, proc_cpu, say  # noqa: E402,F401
 
-    def fixture(*a, **k):
-        if a and callable(a[0]) and not k:
-            return a[0]
-        return lambda f: f
-
-    def fail(msg="", pytrace=True):
-        raise RuntimeError(msg)
-
-    class _Mark:
-        def __getattr__(self, name):
-            return lambda *a, **k: (lambda f: f)
-
-    m.fixture = fixture
-    m.hookimpl = lambda *a, **k: (lambda f: f)
-    m.fail = fail
-    m.mark = _Mark()
-    sys.modules["pytest"] = m
-
-
-_pytest_stub()
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -112,25 +91,8 @@ AGENT = ("ana", "Ana Lima")
 HOOK_SECRET = "chat-bench-hook-" + uuid.uuid4().hex
 
 
-def say(*a):
-    print(*a, flush=True)
-
-
 # --------------------------------------------------------------------------
 # /proc
-
-
-def _stat_fields(pid):
-    try:
-        s = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return s[s.rindex(")") + 2:].split()
-
-
-def proc_cpu(pid):
-    f = _stat_fields(pid)
-    return 0.0 if f is None else (int(f[11]) + int(f[12])) / HZ
 
 
 def status_kib(pid, field="VmRSS"):
@@ -145,12 +107,6 @@ def open_fds(pid):
         return len(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
-
-
-def machine_jiffies():
-    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    total = sum(v)
-    return total - v[3] - v[4], total
 
 
 class Meter:
@@ -175,22 +131,6 @@ class Meter:
         out["other"] = round(max(0.0, out["machine"] - sum(out[n] for n in self.sources)), 1)
         out["seconds"] = round(dt, 3)
         return out
-
-
-def bg_load(seconds=1.0):
-    a = machine_jiffies()
-    time.sleep(seconds)
-    b = machine_jiffies()
-    return round(100.0 * NCPU * (b[0] - a[0]) / max(b[1] - a[1], 1))
-
-
-def pct(xs, p):
-    """Nearest-rank percentile of a list (None when empty)."""
-    if not xs:
-        return None
-    s = sorted(xs)
-    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
-    return s[k]
 
 
 def ms(x):

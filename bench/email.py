@@ -42,39 +42,17 @@ sys.path.insert(0, TESTS)
 sys.dont_write_bytecode = True
 
 
-def _pytest_stub():
-    """conftest.py and email_helpers.py import pytest for their fixtures; the
-    bench uses only their plain helpers, so a stub does when pytest is not
-    installed."""
-    try:
-        import pytest  # noqa: F401
-        return
-    except ImportError:
-        pass
-    import types
+import importlib.util  # noqa: E402
 
-    m = types.ModuleType("pytest")
+# The helpers both Python benches share (bench/benchlib.py), loaded by path:
+# bench/ is not on sys.path (email.py would shadow the standard library).
+_spec = importlib.util.spec_from_file_location("benchlib", os.path.join(HERE, "benchlib.py"))
+benchlib = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(benchlib)
+sys.modules["benchlib"] = benchlib
+benchlib.pytest_stub()
+from benchlib import stat_fields, bg_load, machine_jiffies, pct, proc_cpu, say  # noqa: E402,F401
 
-    def fixture(*a, **k):
-        if a and callable(a[0]) and not k:
-            return a[0]
-        return lambda f: f
-
-    def fail(msg="", pytrace=True):
-        raise RuntimeError(msg)
-
-    class _Mark:
-        def __getattr__(self, name):
-            return lambda *a, **k: (lambda f: f)
-
-    m.fixture = fixture
-    m.hookimpl = lambda *a, **k: (lambda f: f)
-    m.fail = fail
-    m.mark = _Mark()
-    sys.modules["pytest"] = m
-
-
-_pytest_stub()
 
 import argparse  # noqa: E402
 import base64  # noqa: E402
@@ -104,32 +82,8 @@ HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
 
-def say(*a):
-    print(*a, flush=True)
-
-
 # --------------------------------------------------------------------------
 # CPU accounting (/proc), as bench/run.sh does it: 100% = one core
-
-
-def _stat_fields(pid):
-    try:
-        s = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return s[s.rindex(")") + 2:].split()
-
-
-def proc_cpu(pid, children=False):
-    """CPU seconds of a process (all its threads); with children, also of
-    its children that have exited and been waited for."""
-    f = _stat_fields(pid)
-    if f is None:
-        return 0.0
-    t = int(f[11]) + int(f[12])
-    if children:
-        t += int(f[13]) + int(f[14])
-    return t / HZ
 
 
 def group_cpu(pgid):
@@ -139,18 +93,11 @@ def group_cpu(pgid):
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
             continue
-        f = _stat_fields(p.name)
+        f = stat_fields(p.name)
         if f is None or int(f[2]) != pgid:
             continue
         total += proc_cpu(p.name, children=int(p.name) == pgid)
     return total
-
-
-def machine_jiffies():
-    """(busy, total) jiffies over all CPUs; busy = not idle and not iowait."""
-    v = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    total = sum(v)
-    return total - v[3] - v[4], total
 
 
 class Meter:
@@ -175,13 +122,6 @@ class Meter:
         out["machine"] = round(100.0 * NCPU * dbusy / dtot) if dtot > 0 else 0
         out["other"] = max(0, out["machine"] - sum(out[n] for n in self.sources))
         return out
-
-
-def bg_load(seconds=1.0):
-    a = machine_jiffies()
-    time.sleep(seconds)
-    b = machine_jiffies()
-    return round(100.0 * NCPU * (b[0] - a[0]) / max(b[1] - a[1], 1))
 
 
 def fmt_cpu(c, order):
@@ -492,13 +432,6 @@ def post_pool(url_of, requests_, clients, method="POST"):
     if errors:
         raise RuntimeError(f"posting threads failed: {errors[:3]}")
     return t0, results
-
-
-def pct(values, q):
-    if not values:
-        return None
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, int(round(q / 100.0 * len(v) + 0.5)) - 1))]
 
 
 def ms(x):
