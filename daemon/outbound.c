@@ -151,9 +151,10 @@ static char *out_message_json(const struct delivery *d)
         int ch = omr_channel_parse(d->channel);
         m->channel = ch < 0 ? OMR_CHANNEL_API : (enum omr_channel)ch;
         m->provider = strdup(d->provider);
-        m->external_id = strdup(d->provider_message_id ? d->provider_message_id : "");
+        /* Members without a value are left out of the stored form. */
+        m->external_id = d->provider_message_id ? strdup(d->provider_message_id) : NULL;
         m->customer.id = strdup(d->customer_id);
-        m->customer.handle = strdup(d->to);
+        m->customer.handle = *d->to ? strdup(d->to) : NULL;
         m->text = strdup(d->text);
         m->agent_id = strdup(d->agent_id);
         m->sent_at = omr_now_ms();
