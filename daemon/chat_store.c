@@ -97,10 +97,11 @@ static void on_history(const redisReply *r, const char *error, void *arg)
                 if (it->type != REDIS_REPLY_ARRAY || it->elements != 2 ||
                     it->element[0]->type != REDIS_REPLY_STRING)
                         continue;
-                const char *dir = field(it->element[1], "direction");
-                const char *msg = field(it->element[1], "message");
-                if (dir && msg)
-                        e[n++] = (struct omr_chat_entry){it->element[0]->str, dir, msg};
+                /* Every entry counts (the caller pages on the count and the
+                 * last id); one without the fields has them NULL. */
+                e[n++] = (struct omr_chat_entry){it->element[0]->str,
+                                                 field(it->element[1], "direction"),
+                                                 field(it->element[1], "message")};
         }
         op->history(e != NULL, e, n, op->arg);
         free(e);

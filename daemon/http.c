@@ -63,7 +63,8 @@ struct omr_http_request {
         unsigned magic;
         struct omr_http *h;
         struct MHD_Connection *conn;
-        const char *method; /* MHD's, valid for the request */
+        const char *method;  /* MHD's, valid for the request */
+        const char *version; /* "HTTP/1.1" … (MHD's) */
         const char *path;
         char *raw_uri; /* as sent: path and query, still %-encoded */
         char peer[INET6_ADDRSTRLEN];
@@ -282,6 +283,11 @@ const char *omr_http_query(const struct omr_http_request *req, const char *name)
         return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+const char *omr_http_version(const struct omr_http_request *req)
+{
+        return req->version ? req->version : "";
+}
+
 const char *omr_http_peer(const struct omr_http_request *req)
 {
         return req->peer;
@@ -407,9 +413,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
         return req;
 }
 
-static void request_init(struct omr_http_request *req, const char *url, const char *method)
+static void request_init(struct omr_http_request *req, const char *url, const char *method,
+                         const char *version)
 {
         req->method = method;
+        req->version = version;
         req->path = url;
         const union MHD_ConnectionInfo *ci =
                 MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -493,7 +501,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 return MHD_NO; /* on_uri ran out of memory: MHD closes the connection */
         OMR_MAGIC_CHECK(req, REQ_MAGIC);
         if (req->method == NULL) {
-                request_init(req, url, method);
+                request_init(req, url, method, version);
                 /* Refuse before reading the body: the client is told at once
                  * (and never sent "100 Continue"). */
                 if (body_too_large(h, conn)) {

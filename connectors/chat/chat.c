@@ -61,8 +61,12 @@ struct sess {
         char visitor[OMR_ID_LEN + 1];
         char conv[OMR_ID_LEN + 1]; /* "" until known */
         char *name, *email;
-        bool hello_done;
+        bool hello_seen; /* a hello arrived (its lookup may still run) */
+        bool hello_done; /* ... and was answered */
         bool replaying;
+        bool replay_again; /* the subscription came back during a replay */
+        char acked[4][48]; /* log ids of the visitor's own messages acked here */
+        unsigned n_acked;
         char last_sent[48]; /* the largest log id pushed */
         json_t *held;       /* live pushes during a replay */
         struct sess *prev, *next;
@@ -81,9 +85,11 @@ static int id_cmp(const char *a, const char *b)
 
 static bool valid_id(const char *s)
 {
-        unsigned long long ms, seq;
-        char end;
-        return s && strlen(s) < 40 && sscanf(s, "%llu-%llu%c", &ms, &seq, &end) == 2;
+        if (s == NULL || strlen(s) >= 40)
+                return false;
+        size_t a = strspn(s, "0123456789");
+        return a > 0 && s[a] == '-' && s[a + 1] &&
+               strspn(s + a + 1, "0123456789") == strlen(s + a + 1);
 }
 
 /* --- sessions ------------------------------------------------------------- */
@@ -102,6 +108,8 @@ static void sess_unref(struct sess *s)
 
 static void index_conv(struct sess *s, const char *conv)
 {
+        if (s->conv[0])
+                return; /* one conversation per session */
         snprintf(s->conv, sizeof(s->conv), "%s", conv);
         GPtrArray *list = g_hash_table_lookup(s->ch->by_conv, s->conv);
         if (list == NULL) {
@@ -237,6 +245,11 @@ static void push(struct sess *s, const json_t *pub)
                 const char *id = json_string_value(json_object_get(pub, "id"));
                 if (!valid_id(id) || (s->last_sent[0] && id_cmp(id, s->last_sent) <= 0))
                         return;
+                for (unsigned k = 0; k < 4 && k < s->n_acked; k++)
+                        if (strcmp(s->acked[k], id) == 0) {
+                                snprintf(s->last_sent, sizeof(s->last_sent), "%s", id);
+                                return;
+                        }
                 snprintf(s->last_sent, sizeof(s->last_sent), "%s", id);
                 send_json(s, client_message(omr_core_conf(s->ch->c->core), pub));
                 const char *dir = json_string_value(json_object_get(pub, "direction"));
@@ -256,6 +269,11 @@ static void replay(struct sess *s, const char *after);
 static void end_replay(struct sess *s)
 {
         s->replaying = false;
+        if (s->replay_again) { /* what was published while unsubscribed */
+                s->replay_again = false;
+                replay(s, s->last_sent);
+                return;
+        }
         for (size_t i = 0; i < json_array_size(s->held); i++)
                 push(s, json_array_get(s->held, i));
         json_array_clear(s->held);
@@ -276,6 +294,8 @@ static void on_history(bool ok, const struct omr_chat_entry *e, size_t n, void *
                 return;
         }
         for (size_t i = 0; i < n; i++) {
+                if (e[i].direction == NULL || e[i].message == NULL)
+                        continue;
                 json_t *m = json_loads(e[i].message, 0, NULL);
                 json_t *pub =
                         json_pack("{s:s, s:s, s:s, s:o}", "type", "message", "id", e[i].id,
@@ -331,9 +351,14 @@ static void on_published(const char *payload, size_t len, void *arg)
 static void on_subscribed(void *arg)
 {
         struct chat *ch = arg;
-        for (struct sess *s = ch->sessions; s; s = s->next)
-                if (s->conv[0] && s->hello_done && !s->replaying)
+        for (struct sess *s = ch->sessions; s; s = s->next) {
+                if (!s->conv[0] || !s->hello_done)
+                        continue;
+                if (s->replaying)
+                        s->replay_again = true;
+                else
                         replay(s, s->last_sent);
+        }
 }
 
 /* --- hello --------------------------------------------------------------------- */
@@ -396,10 +421,11 @@ static char *bounded_string(const json_t *j, size_t max)
 static void on_hello(struct sess *s, const json_t *msg)
 {
         const struct omr_conf *conf = omr_core_conf(s->ch->c->core);
-        if (s->hello_done) {
+        if (s->hello_seen) {
                 send_error(s, "repeated_hello", "hello is sent once per connection", NULL);
                 return;
         }
+        s->hello_seen = true;
         const char *token = json_string_value(json_object_get(msg, "token"));
         if (token && !token_check(conf, token, s->visitor)) {
                 send_error(s, "bad_token",
@@ -451,9 +477,11 @@ static void on_stored(const struct omr_ingest_result *res, void *arg)
                                         res->conversation_id ? res->conversation_id : "");
                 if (ack && res->log_id) {
                         json_object_set_new(ack, "id", json_string(res->log_id));
-                        /* The visitor has it: a published copy is not sent back. */
-                        if (!s->last_sent[0] || id_cmp(res->log_id, s->last_sent) > 0)
-                                snprintf(s->last_sent, sizeof(s->last_sent), "%s", res->log_id);
+                        /* The visitor has it: its published copy is not sent
+                         * back. last_sent stays: a reply logged just before
+                         * may still be on its way from the subscription. */
+                        snprintf(s->acked[s->n_acked++ % 4], sizeof(s->acked[0]), "%s",
+                                 res->log_id);
                 }
                 send_json(s, ack);
         }

@@ -375,8 +375,9 @@ static void on_upgraded(int sock, const char *extra, size_t extra_len, void *han
                              (suseconds_t)((ws->lim.ping_ms % 1000) * 1000)};
         evtimer_add(ws->ping, &tv);
         ws->opened(ws, ws->arg);
-        if (ws->handler == NULL) { /* refused by the owner */
-                drop(ws);
+        if (ws->handler == NULL) { /* refused by the owner: gone now, not next turn
+                                      (a shutdown may free the HTTP server first) */
+                ws_free(ws);
                 return;
         }
         if (ws->extra_len && !ws->closing)
@@ -418,6 +419,12 @@ bool omr_ws_handshake(struct omr_http_request *req, struct event_base *base,
         const char *connection = omr_http_header(req, "Connection");
         const char *version = omr_http_header(req, "Sec-WebSocket-Version");
         const char *key = omr_http_header(req, "Sec-WebSocket-Key");
+        /* RFC 6455 4.1: HTTP/1.1 or later (libmicrohttpd upgrades only 1.1). */
+        if (strcmp(omr_http_version(req), "HTTP/1.1") != 0) {
+                omr_http_reply_error(req, 400, "not_websocket",
+                                     "a websocket handshake needs HTTP/1.1");
+                return false;
+        }
         if (!upgrade || !has_token(upgrade, "websocket") || !connection ||
             !has_token(connection, "upgrade")) {
                 omr_http_reply_error(req, 400, "not_websocket",

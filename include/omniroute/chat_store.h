@@ -23,8 +23,8 @@ int omr_chat_lookup(struct omr_core *core, const char *provider, const char *vis
 /* One entry of omr:conv:{C}:log (borrowed, valid during the call). */
 struct omr_chat_entry {
         const char *id;
-        const char *direction; /* "in" | "out" */
-        const char *message;   /* the message JSON */
+        const char *direction; /* "in" | "out"; NULL when the entry lacks it */
+        const char *message;   /* the message JSON; NULL when the entry lacks it */
 };
 /* Entries after `after` ("" or "0": from the start), at most `count`. */
 typedef void (*omr_chat_history_fn)(bool ok, const struct omr_chat_entry *entries, size_t n,

@@ -49,6 +49,7 @@ const char *omr_http_param(const struct omr_http_request *req, const char *name)
 const char *omr_http_header(const struct omr_http_request *req, const char *name);
 const char *omr_http_query(const struct omr_http_request *req, const char *name);
 const char *omr_http_peer(const struct omr_http_request *req);
+const char *omr_http_version(const struct omr_http_request *req); /* "HTTP/1.1" */
 const char *omr_http_body(const struct omr_http_request *req, size_t *len);
 
 /* Switching protocols (websocket): answers 101 with headers (a
