@@ -250,18 +250,26 @@ service anvil {{
     def uidvalidity(self, folder="INBOX", user="alice"):
         return self.status(folder, user)["UIDVALIDITY"]
 
-    def flags(self, folder="INBOX", user="alice"):
-        """{uid: set of flags} of every message in `folder` (read-only)."""
+    def _fetch_all(self, folder, user, items):
+        """UID FETCH 1:* items of `folder` opened read-only (imaplib's data),
+        or None when the folder is empty."""
         m = self.connect(user)
         try:
             typ, data = m.select(folder, readonly=True)
             assert typ == "OK", (typ, data)
             if int(data[0]) == 0:
-                return {}
-            typ, data = m.uid("FETCH", "1:*", "(UID FLAGS)")
+                return None
+            typ, data = m.uid("FETCH", "1:*", items)
             assert typ == "OK", (typ, data)
         finally:
             m.logout()
+        return data
+
+    def flags(self, folder="INBOX", user="alice"):
+        """{uid: set of flags} of every message in `folder` (read-only)."""
+        data = self._fetch_all(folder, user, "(UID FLAGS)")
+        if data is None:
+            return {}
         out = {}
         for item in data:
             if not item:
@@ -277,16 +285,9 @@ service anvil {{
         """{uid: MODSEQ} (CONDSTORE): a message's MODSEQ grows with every
         change of its flags, even one undone later (\\Seen set by a
         FETCH BODY[] and taken off again)."""
-        m = self.connect(user)
-        try:
-            typ, data = m.select(folder, readonly=True)
-            assert typ == "OK", (typ, data)
-            if int(data[0]) == 0:
-                return {}
-            typ, data = m.uid("FETCH", "1:*", "(UID MODSEQ)")
-            assert typ == "OK", (typ, data)
-        finally:
-            m.logout()
+        data = self._fetch_all(folder, user, "(UID MODSEQ)")
+        if data is None:
+            return {}
         out = {}
         for item in data:
             line = item if isinstance(item, bytes) else (item[0] if item else b"")
@@ -298,16 +299,9 @@ service anvil {{
 
     def message_ids(self, folder="INBOX", user="alice"):
         """{uid: Message-ID without <>} of `folder` (read-only)."""
-        m = self.connect(user)
-        try:
-            typ, data = m.select(folder, readonly=True)
-            assert typ == "OK", (typ, data)
-            if int(data[0]) == 0:
-                return {}
-            typ, data = m.uid("FETCH", "1:*", "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
-            assert typ == "OK", (typ, data)
-        finally:
-            m.logout()
+        data = self._fetch_all(folder, user, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+        if data is None:
+            return {}
         out = {}
         for item in data:
             if isinstance(item, tuple):

@@ -107,10 +107,9 @@ static void test_long_href(void **state)
         size_t n = 3000;
         char *html = malloc(n + 64);
         assert_non_null(html);
-        strcpy(html, "<a href=\"https://t.example/");
-        size_t len = strlen(html);
+        size_t len = (size_t)snprintf(html, n + 64, "<a href=\"https://t.example/");
         memset(html + len, 'x', n);
-        strcpy(html + len + n, "\">track</a>");
+        snprintf(html + len + n, 64 - len, "\">track</a>");
         char *got = omr_html_to_text(html, strlen(html));
         assert_string_equal(got, "track");
         free(got);
@@ -126,10 +125,11 @@ static void test_deep(void **state)
         for (size_t k = 0; k < N(depths); k++) {
                 char *html = malloc(depths[k] * 5 + 16);
                 assert_non_null(html);
-                char *p = html;
+                size_t cap = depths[k] * 5 + 16, used = 0;
                 for (size_t i = 0; i < depths[k]; i++)
-                        p += sprintf(p, i % 2 ? "<div>" : "<b>");
-                strcpy(p, "deep");
+                        used += (size_t)snprintf(html + used, cap - used, "%s",
+                                                 i % 2 ? "<div>" : "<b>");
+                snprintf(html + used, cap - used, "deep");
                 char *got = omr_html_to_text(html, strlen(html));
                 assert_non_null(got);
                 if (depths[k] < 256)
