@@ -451,6 +451,9 @@ static int sec_connectors(struct cy *cy, yaml_node_t *v, void *obj)
                                              {"vonage", omr_conf_sec_vonage},
                                              {"email", omr_conf_sec_email},
                                              {"chat", omr_conf_sec_chat},
+                                             {"mastodon", omr_conf_sec_mastodon},
+                                             {"x", omr_conf_sec_x},
+                                             {"meta", omr_conf_sec_meta},
                                              {NULL, NULL}};
         return cy_mapping(cy, v, "connectors", keys, obj);
 }
@@ -586,6 +589,8 @@ void omr_conf_free(struct omr_conf *c)
         omr_conf_free_outbound(c);
         omr_conf_free_email(c);
         omr_conf_free_chat(c);
+        omr_conf_free_social(c);
+        omr_conf_free_meta(c);
         free(c);
 }
 

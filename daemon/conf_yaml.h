@@ -73,6 +73,12 @@ void omr_conf_free_outbound(struct omr_conf *c);
 int omr_conf_sec_chat(struct cy *cy, yaml_node_t *v, void *conf);
 void omr_conf_free_chat(struct omr_conf *c);
 /* Sections defined in conf_email.c. */
+int omr_conf_sec_mastodon(struct cy *cy, yaml_node_t *v, void *conf);
+int omr_conf_sec_x(struct cy *cy, yaml_node_t *v, void *conf);
+void omr_conf_free_social(struct omr_conf *c);
+int omr_conf_sec_meta(struct cy *cy, yaml_node_t *v, void *conf);
+void omr_conf_free_meta(struct omr_conf *c);
+
 int omr_conf_sec_email(struct cy *cy, yaml_node_t *v, void *conf);
 void omr_conf_free_email(struct omr_conf *c);
 /* Sections defined in conf_routing.c. */

@@ -294,7 +294,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
         (void)what;
         int64_t now = omr_mono_ms();
         if (omr_http_active(core->http) == 0 && core->ingest_inflight == 0 &&
-            omr_outbound_busy(core->outbound) == 0 && omr_notify_busy(core->notify) == 0) {
+            omr_outbound_busy(core->outbound) == 0 && omr_notify_busy(core->notify) == 0 &&
+            omr_pollers_busy(core) == 0) {
                 finish_shutdown(core);
                 return;
         }
@@ -326,6 +327,7 @@ void omr_core_shutdown(struct omr_core *core)
         omr_log(LOG_INFO, "core", "shutting down: draining %zu requests (up to %lldms)",
                 omr_http_active(core->http), (long long)core->conf->http.drain_timeout_ms);
         omr_http_quiesce(core->http);
+        omr_pollers_quiesce(core);
         core->drain_deadline_ms = omr_mono_ms() + core->conf->http.drain_timeout_ms;
         core->drain_ev = evtimer_new(core->base, on_drain_tick, core);
         if (core->drain_ev == NULL) {

@@ -113,10 +113,16 @@ struct omr_core {
         struct omr_sla *sla;
         struct omr_kpi *kpi;
         struct omr_routing_scripts routing;
+        struct omr_poller *pollers; /* every running poller (daemon/poller.c) */
         bool stopping;
         bool forced;
         int64_t drain_deadline_ms;
         struct event *drain_ev;
 };
+
+/* Shutdown: pollers stop starting requests, finish what is in flight
+ * (storing it) and release their leases; busy counts what is left. */
+void omr_pollers_quiesce(struct omr_core *core);
+size_t omr_pollers_busy(const struct omr_core *core);
 
 #endif

@@ -108,6 +108,18 @@ static size_t on_header(char *data, size_t size, size_t n, void *arg)
         return len;
 }
 
+const char *omr_fetch_header(const struct omr_fetch_response *r, const char *name)
+{
+        struct curl_header *h = NULL;
+        if (r->handle == NULL || r->curl_code != 0)
+                return NULL;
+        /* Only the final answer's headers (request -1), not those of a 100
+         * Continue or of redirects. */
+        if (curl_easy_header(r->handle, name, 0, CURLH_HEADER, -1, &h) != CURLHE_OK || h == NULL)
+                return NULL;
+        return h->value;
+}
+
 static void finish(struct xfer *x, CURLcode rc)
 {
         struct omr_fetch_response r = {.curl_code = (int)rc, .retry_after_ms = x->retry_after_ms};
@@ -123,6 +135,7 @@ static void finish(struct xfer *x, CURLcode rc)
                 r.reached = !(rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
                               rc == CURLE_COULDNT_RESOLVE_PROXY);
         }
+        r.handle = x->easy;
         r.body = x->buf ? x->buf : "";
         r.body_len = x->len;
         x->done(&r, x->arg);

@@ -224,6 +224,14 @@ static void link_end(struct out *o, const xmlNode *n)
         }
         if (tn == 0)
                 return; /* image-only link: nothing to attach the url to */
+        /* Mentions and hashtags (Mastodon's microformats: class "u-url
+         * mention", "mention hashtag") say what they link to already. */
+        xmlChar *cls = xmlGetProp(n, (const xmlChar *)"class");
+        bool tag_link = cls && (strstr((const char *)cls, "mention") ||
+                                strstr((const char *)cls, "hashtag"));
+        xmlFree(cls);
+        if (tag_link)
+                return;
         xmlChar *prop = xmlGetProp(n, (const xmlChar *)"href");
         if (prop == NULL)
                 return;

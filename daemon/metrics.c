@@ -53,6 +53,10 @@ static const struct {
         [OMR_M_SLA_FIRED] = {"omr_sla_fired_total",
                              "SLA warnings and breaches this daemon fired.",
                              {"kind", NULL}},
+        [OMR_M_POLLS] =
+                {"omr_polls_total",
+                 "Polls of social accounts by outcome (disabled: 401/403, polling stopped).",
+                 {"source", "outcome"}},
 };
 
 static const struct {

@@ -338,6 +338,41 @@ struct omr_conf_chat {
         int64_t offline_email_after_ms;
 };
 
+/* A polled social account (docs/connectors/social.md): Mastodon or X.
+ * Provider name "mastodon:<name>" / "x:<name>". */
+struct omr_conf_social_account {
+        char *name;
+        char *base_url; /* no trailing '/': "https://mastodon.example", "https://api.x.com" */
+        char *token;    /* bearer token, from token_file; never logged */
+        size_t token_len;
+        char *user_id; /* X: the account's numeric user id; Mastodon: NULL */
+        char *handle;  /* our own acct / username ("" unknown): its mention is trimmed from texts */
+        int64_t poll_ms;  /* between the starts of two polling rounds */
+        int64_t lease_ms; /* a dead holder's account is taken over within this */
+        long page_size;
+        int64_t timeout_ms;
+        int line;
+};
+
+/* A Meta app (Messenger, Instagram) posting webhooks; provider "meta:<name>".
+ * Each page / Instagram account it answers for has its own access token. */
+struct omr_conf_meta_page {
+        char *id;    /* page id or Instagram account id (digits) */
+        char *token; /* page access token, from token_file; never logged */
+        size_t token_len;
+};
+
+struct omr_conf_meta_app {
+        char *name;
+        unsigned char *app_secret; /* HMAC key of X-Hub-Signature-256 */
+        size_t app_secret_len;
+        char *verify_token; /* the GET handshake's hub.verify_token */
+        char *graph_base;   /* "https://graph.facebook.com/v21.0", no trailing '/' */
+        struct omr_conf_meta_page *pages;
+        size_t n_pages;
+        int line;
+};
+
 struct omr_conf {
         char *path;
         int log_level;
@@ -363,6 +398,12 @@ struct omr_conf {
         struct omr_conf_email_mailbox *email;
         size_t n_email;
         struct omr_conf_chat chat;
+        struct omr_conf_social_account *mastodon;
+        size_t n_mastodon;
+        struct omr_conf_social_account *x;
+        size_t n_x;
+        struct omr_conf_meta_app *meta;
+        size_t n_meta;
 };
 
 /* Returns a new conf, or NULL with errs filled. */
@@ -378,6 +419,9 @@ const struct omr_conf_twilio_account *omr_conf_twilio(const struct omr_conf *c, 
 const struct omr_conf_vonage_account *omr_conf_vonage(const struct omr_conf *c, const char *name);
 const struct omr_conf_email_mailbox *omr_conf_email(const struct omr_conf *c, const char *name);
 const struct omr_conf_chat_site *omr_conf_chat_site(const struct omr_conf *c, const char *name);
+const struct omr_conf_social_account *omr_conf_mastodon(const struct omr_conf *c, const char *name);
+const struct omr_conf_social_account *omr_conf_x(const struct omr_conf *c, const char *name);
+const struct omr_conf_meta_app *omr_conf_meta(const struct omr_conf *c, const char *name);
 /* The token's name when `presented` matches a configured token (constant
  * time per token), else NULL. */
 const char *omr_conf_token_match(const struct omr_conf *c, const char *presented);

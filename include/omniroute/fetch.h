@@ -37,10 +37,15 @@ struct omr_fetch_response {
         bool too_large;    /* the answer was longer than max_body (curl_code != 0) */
         size_t body_len;
         int64_t retry_after_ms; /* from a Retry-After header in seconds; -1 when absent */
+        void *handle;           /* private: for omr_fetch_header() */
 };
 
 /* Borrowed response: valid during the call. */
 typedef void (*omr_fetch_done_fn)(const struct omr_fetch_response *r, void *arg);
+
+/* The value of the answer's last header `name` (case-insensitive), or
+ * NULL. Valid during the done callback only. */
+const char *omr_fetch_header(const struct omr_fetch_response *r, const char *name);
 
 struct omr_fetcher *omr_fetcher_new(struct event_base *base);
 /* 0 when started (done will be called exactly once, never before this

@@ -20,6 +20,7 @@ enum omr_counter {
         OMR_M_DISPATCHED,       /* labels: queue (push conversations offered/assigned) */
         OMR_M_NOTIFY,           /* labels: kind (webhook|email), outcome (delivered|retry|failed) */
         OMR_M_SLA_FIRED,        /* labels: kind (warning|breach) */
+        OMR_M_POLLS, /* labels: source, outcome (ok|error|rate_limited|disabled|unavailable) */
         OMR_M__COUNTERS
 };
 

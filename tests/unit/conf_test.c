@@ -588,6 +588,45 @@ static const struct {
         {"unknown log level", "log:\n  level: verbose\n", 2, {"verbose", "level"}},
         {"document not a mapping", "- a\n- b\n", 1, {NULL}},
         {"yaml syntax error", "http:\n  listen: \"127.0.0.1:0\n", 0, {NULL}},
+        /* connectors.mastodon / connectors.x */
+        {"x account without user_id",
+         "connectors:\n  x:\n    accounts:\n      - name: b\n        base_url: https://api.x.com\n"
+         "        token_file: twilio.token\n",
+         0,
+         {"user_id"}},
+        {"mastodon with user_id",
+         "connectors:\n  mastodon:\n    accounts:\n      - name: b\n"
+         "        base_url: https://m.example\n        token_file: twilio.token\n"
+         "        user_id: \"12\"\n",
+         0,
+         {"user_id"}},
+        {"mastodon page_size over 80",
+         "connectors:\n  mastodon:\n    accounts:\n      - name: b\n"
+         "        base_url: https://m.example\n        token_file: twilio.token\n"
+         "        page_size: 81\n",
+         0,
+         {"page_size"}},
+        {"x page_size under 5",
+         "connectors:\n  x:\n    accounts:\n      - name: b\n        base_url: https://api.x.com\n"
+         "        token_file: twilio.token\n        user_id: \"1\"\n        page_size: 4\n",
+         0,
+         {"page_size"}},
+        {"mastodon base_url without scheme",
+         "connectors:\n  mastodon:\n    accounts:\n      - name: b\n        base_url: m.example\n"
+         "        token_file: twilio.token\n",
+         5,
+         {"base_url"}},
+        {"mastodon poll_interval too short",
+         "connectors:\n  mastodon:\n    accounts:\n      - name: b\n"
+         "        base_url: https://m.example\n        token_file: twilio.token\n"
+         "        poll_interval: 10ms\n",
+         7,
+         {"poll_interval"}},
+        {"mastodon account without token_file",
+         "connectors:\n  mastodon:\n    accounts:\n      - name: b\n"
+         "        base_url: https://m.example\n",
+         0,
+         {"token_file"}},
         /* connectors.twilio */
         {"twilio account without public_url",
          TWILIO_ACCOUNTS "      - name: main\n        account_sid: AC0123\n"
@@ -1290,6 +1329,46 @@ static void test_twilio_accounts(void **state)
         omr_conf_free(c);
 }
 
+static void test_social_accounts(void **state)
+{
+        static const char yaml[] = "connectors:\n"
+                                   "  mastodon:\n"
+                                   "    accounts:\n"
+                                   "      - name: brand\n"
+                                   "        base_url: \"https://m.example/\"\n"
+                                   "        token_file: twilio.token\n"
+                                   "        handle: \"@brand\"\n"
+                                   "  x:\n"
+                                   "    accounts:\n"
+                                   "      - name: brand\n"
+                                   "        base_url: https://api.x.com\n"
+                                   "        token_file: twilio.token\n"
+                                   "        user_id: \"2244994945\"\n"
+                                   "        poll_interval: 2m\n"
+                                   "        lease: 10s\n"
+                                   "        page_size: 20\n";
+        struct omr_conf *c = load_ok(yaml);
+        (void)state;
+        const struct omr_conf_social_account *m = omr_conf_mastodon(c, "brand");
+        assert_non_null(m);
+        assert_string_equal(m->base_url, "https://m.example");
+        assert_string_equal(m->token, "twilio-auth-token");
+        assert_string_equal(m->handle, "brand");
+        assert_null(m->user_id);
+        assert_int_equal(m->poll_ms, 60000);
+        assert_int_equal(m->lease_ms, 30000);
+        assert_int_equal(m->page_size, 40);
+        const struct omr_conf_social_account *x = omr_conf_x(c, "brand");
+        assert_non_null(x);
+        assert_string_equal(x->user_id, "2244994945");
+        assert_string_equal(x->handle, "");
+        assert_int_equal(x->poll_ms, 120000);
+        assert_int_equal(x->lease_ms, 10000);
+        assert_int_equal(x->page_size, 20);
+        assert_null(omr_conf_x(c, "other"));
+        omr_conf_free(c);
+}
+
 static void test_vonage_accounts(void **state)
 {
         static const struct {
@@ -1958,6 +2037,7 @@ int main(void)
                 cmocka_unit_test(test_sms_defaults),
                 cmocka_unit_test(test_twilio_accounts),
                 cmocka_unit_test(test_vonage_accounts),
+                cmocka_unit_test(test_social_accounts),
                 cmocka_unit_test(test_vonage_require_without_secret),
                 cmocka_unit_test(test_tokens),
                 cmocka_unit_test(test_outbound),

@@ -33,6 +33,11 @@ static const struct {
          "<p class=MsoNormal>Hi<o:p></o:p></p><p class=MsoNormal><o:p>&nbsp;</o:p></p>"
          "<p class=MsoNormal>Thanks<o:p></o:p></p>",
          "Hi\n\nThanks"},
+        {"mastodon mention and hashtag: no url after them",
+         "<p><span class=\"h-card\"><a href=\"https://m.example/@brand\" class=\"u-url "
+         "mention\">@<span>brand</span></a></span> hi <a href=\"https://m.example/tags/help\" "
+         "class=\"mention hashtag\" rel=\"tag\">#<span>help</span></a></p>",
+         "@brand hi #help"},
         {"list", "<ul><li>one</li><li>two</li></ul>", "- one\n- two"},
         {"ordered list", "<ol><li>x</li><li>y</li></ol>", "- x\n- y"},
         {"nested list", "<ul><li>a<ul><li>b</li></ul></li><li>c</li></ul>", "- a\n  - b\n- c"},

@@ -1,0 +1,53 @@
+/* social.h — what the polled social connectors (Mastodon, X) share: one
+ * poller per configured account, all restarted on reload, and the text
+ * clean-up of a post. Loop thread only. */
+#ifndef OMR_SOCIAL_H
+#define OMR_SOCIAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "omniroute/connector.h"
+#include "omniroute/poller.h"
+
+struct social_account {
+        struct omr_connector *c;
+        const struct omr_conf_social_account *conf; /* in the current conf; renewed on reload */
+        char provider[96];                          /* "mastodon:brand" */
+        char *auth;                                 /* "Authorization: Bearer …" */
+        struct omr_poller *poller;
+        /* A round in progress (X collects its pages before storing). */
+        struct omr_message **pending;
+        size_t n_pending, cap_pending;
+        char *next_token, *newest_id;
+};
+
+struct social_ops {
+        const char *provider; /* "mastodon", "x" */
+        const struct omr_poll_source_ops *poll;
+        /* The configured accounts of this provider in conf. */
+        const struct omr_conf_social_account *(*accounts)(const struct omr_conf *conf, size_t *n);
+};
+
+/* The providers' request builders and page readers; their ctx is a
+ * struct social_account (the fuzzer drives them directly). */
+extern const struct omr_poll_source_ops omr_mastodon_poll_ops, omr_x_poll_ops;
+
+/* start / reload / stop of a connector built on social_ops (c->priv). */
+int omr_social_start(struct omr_connector *c, const struct social_ops *ops);
+void omr_social_reload(struct omr_connector *c, const struct omr_conf *conf);
+void omr_social_stop(struct omr_connector *c);
+/* The account behind a reply's r->account, or NULL. */
+struct social_account *omr_social_account(struct omr_connector *c, const char *name);
+void omr_social_round_clear(struct social_account *a);
+
+/* A post's text: HTML converted when html, our own leading @mention
+ * (handle, with or without @host) removed, trimmed. Never NULL but on
+ * allocation failure. */
+char *omr_social_text(const char *s, bool html, const char *handle);
+/* Numeric ids as decimal strings: -1, 0, 1 like strcmp. */
+int omr_social_id_cmp(const char *a, const char *b);
+/* "Authorization: Bearer <token>" (malloc'd). */
+char *omr_social_bearer(const struct omr_conf_social_account *a);
+
+#endif

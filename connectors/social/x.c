@@ -1,0 +1,301 @@
+/* x.c — X (API v2) mentions:
+ *   in:  GET  {base}/2/users/{id}/mentions?since_id=C&max_results=N[&pagination_token=T]
+ *   out: POST {base}/2/tweets {"text", "reply": {"in_reply_to_tweet_id"}}
+ * X pages from the newest mention back towards since_id, so a round's
+ * pages are collected first and stored oldest first; only then does the
+ * cursor move to the first page's newest_id. A round cut short (restart,
+ * lease handed over, a refused pagination token) starts again from the
+ * cursor, and dedup drops what was stored already. The thread key is the
+ * tweet's conversation_id: X's own thread. Loop thread only. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "omniroute/connector.h"
+#include "omniroute/log.h"
+#include "omniroute/timefmt.h"
+#include "social/social.h"
+
+#define MAX_TWEET_CHARS 280
+/* X keeps the newest 800 mentions reachable; a round never holds more. */
+#define MAX_ROUND 1000
+
+static const char fields[] = "tweet.fields=created_at,conversation_id,author_id,lang,"
+                             "referenced_tweets&expansions=author_id&user.fields=username,name";
+
+static char *mentions_url(void *ctx, const char *cursor, bool round_start)
+{
+        struct social_account *a = ctx;
+        if (round_start)
+                omr_social_round_clear(a);
+        char *url = NULL;
+        int n = asprintf(
+                &url, "%s/2/users/%s/mentions?max_results=%ld&%s%s%s%s%s", a->conf->base_url,
+                a->conf->user_id, a->conf->page_size, fields, *cursor ? "&since_id=" : "", cursor,
+                a->next_token ? "&pagination_token=" : "", a->next_token ? a->next_token : "");
+        return n < 0 ? NULL : url;
+}
+
+/* X escapes &, < and > in tweet text as HTML entities. */
+static void unescape(char *s)
+{
+        static const struct {
+                const char *ent;
+                char c;
+        } ents[] = {{"&amp;", '&'}, {"&lt;", '<'}, {"&gt;", '>'}};
+        char *w = s;
+        for (const char *r = s; *r;) {
+                size_t i = 0;
+                while (i < 3 && strncmp(r, ents[i].ent, strlen(ents[i].ent)) != 0)
+                        i++;
+                if (i < 3) {
+                        *w++ = ents[i].c;
+                        r += strlen(ents[i].ent);
+                } else {
+                        *w++ = *r++;
+                }
+        }
+        *w = '\0';
+}
+
+static const json_t *user_of(const json_t *users, const char *id)
+{
+        size_t i;
+        const json_t *u;
+        json_array_foreach(users, i, u)
+        {
+                const char *uid = json_string_value(json_object_get(u, "id"));
+                if (uid && strcmp(uid, id) == 0)
+                        return u;
+        }
+        return NULL;
+}
+
+static struct omr_message *to_message(const struct social_account *a, const json_t *t,
+                                      const json_t *users)
+{
+        const char *id = json_string_value(json_object_get(t, "id"));
+        const char *author = json_string_value(json_object_get(t, "author_id"));
+        const char *text = json_string_value(json_object_get(t, "text"));
+        if (id == NULL || author == NULL || text == NULL) {
+                omr_log(LOG_WARNING, "x",
+                        "source=%s: a mention without id, author_id or text "
+                        "was skipped",
+                        a->provider);
+                return NULL;
+        }
+        const json_t *u = user_of(users, author);
+        const char *username = json_string_value(json_object_get(u, "username"));
+        const char *name = json_string_value(json_object_get(u, "name"));
+        const char *conv = json_string_value(json_object_get(t, "conversation_id"));
+        struct omr_message *m = omr_message_new();
+        if (m == NULL)
+                return NULL;
+        m->channel = OMR_CHANNEL_SOCIAL;
+        m->provider = strdup(a->provider);
+        m->external_id = strdup(id);
+        m->customer.id = strdup(author);
+        if (username && asprintf(&m->customer.handle, "@%s", username) < 0)
+                m->customer.handle = NULL;
+        if (name && *name)
+                m->customer.name = strdup(name);
+        m->thread_key = strdup(conv && *conv ? conv : id);
+        char *raw = strdup(text);
+        if (raw) {
+                unescape(raw);
+                m->text = omr_social_text(raw, false, a->conf->handle);
+                free(raw);
+        }
+        const char *at = json_string_value(json_object_get(t, "created_at"));
+        if (at)
+                omr_time_parse(at, &m->sent_at);
+        if (m->provider == NULL || m->external_id == NULL || m->customer.id == NULL ||
+            m->thread_key == NULL || m->text == NULL || (username && !m->customer.handle)) {
+                omr_message_free(m);
+                return NULL;
+        }
+        return m;
+}
+
+static int by_id(const void *x, const void *y)
+{
+        const struct omr_message *a = *(struct omr_message *const *)x;
+        const struct omr_message *b = *(struct omr_message *const *)y;
+        return omr_social_id_cmp(a->external_id, b->external_id);
+}
+
+static int keep(struct social_account *a, struct omr_message *m)
+{
+        if (a->n_pending == a->cap_pending) {
+                size_t cap = a->cap_pending ? a->cap_pending * 2 : 64;
+                struct omr_message **p = realloc(a->pending, cap * sizeof(*p));
+                if (p == NULL)
+                        return -1;
+                a->pending = p;
+                a->cap_pending = cap;
+        }
+        a->pending[a->n_pending++] = m;
+        return 0;
+}
+
+static int parse_mentions(void *ctx, const struct omr_fetch_response *r, const char *cursor,
+                          struct omr_poll_page *page, char *err, size_t errlen)
+{
+        struct social_account *a = ctx;
+        if (r->status != 200) {
+                /* A stale pagination token is refused with 400: the round
+                 * starts again from the cursor. */
+                bool had_token = a->next_token != NULL;
+                omr_social_round_clear(a);
+                snprintf(err, errlen, "unexpected HTTP %ld%s: %.200s", r->status,
+                         had_token ? " (the round starts again)" : "", r->body);
+                return -1;
+        }
+        json_error_t jerr;
+        json_t *doc = json_loadb(r->body, r->body_len, 0, &jerr);
+        const json_t *meta = json_object_get(doc, "meta");
+        const json_t *data = json_object_get(doc, "data");
+        if (!json_is_object(meta) || (data && !json_is_array(data))) {
+                snprintf(err, errlen, "the answer has no meta object or a bad data array (%s)",
+                         doc ? "unexpected JSON" : jerr.text);
+                json_decref(doc);
+                omr_social_round_clear(a);
+                return -1;
+        }
+        const json_t *users = json_object_get(json_object_get(doc, "includes"), "users");
+        size_t i;
+        const json_t *t;
+        json_array_foreach(data, i, t)
+        {
+                struct omr_message *m = to_message(a, t, users);
+                if (m && (a->n_pending >= MAX_ROUND || keep(a, m) != 0))
+                        omr_message_free(m);
+        }
+        const char *newest = json_string_value(json_object_get(meta, "newest_id"));
+        if (newest && (a->newest_id == NULL || omr_social_id_cmp(newest, a->newest_id) > 0)) {
+                free(a->newest_id);
+                a->newest_id = strdup(newest);
+        }
+        const char *next = json_string_value(json_object_get(meta, "next_token"));
+        free(a->next_token);
+        /* Without a cursor (the first poll) only the newest page is taken. */
+        a->next_token = next && *next && *cursor ? strdup(next) : NULL;
+        json_decref(doc);
+        if (a->next_token) {
+                page->more = true; /* nothing to store yet */
+                return 0;
+        }
+        /* The round is complete: oldest first, each tweet once. */
+        qsort(a->pending, a->n_pending, sizeof(*a->pending), by_id);
+        size_t k = 0;
+        for (size_t j = 0; j < a->n_pending; j++) {
+                if (k > 0 &&
+                    strcmp(a->pending[k - 1]->external_id, a->pending[j]->external_id) == 0)
+                        omr_message_free(a->pending[j]);
+                else
+                        a->pending[k++] = a->pending[j];
+        }
+        page->msgs = a->pending;
+        page->n = k;
+        page->cursor = a->newest_id;
+        a->pending = NULL;
+        a->newest_id = NULL;
+        a->n_pending = a->cap_pending = 0;
+        return 0;
+}
+
+const struct omr_poll_source_ops omr_x_poll_ops = {
+        .url = mentions_url,
+        .parse = parse_mentions,
+};
+
+/* --- replies ------------------------------------------------------------ */
+
+static void parse_posted(const struct omr_fetch_response *r, struct omr_send_result *res, char *err,
+                         size_t errlen)
+{
+        json_t *body = json_loadb(r->body, r->body_len, 0, NULL);
+        const char *id = json_string_value(json_object_get(json_object_get(body, "data"), "id"));
+        if ((r->status == 200 || r->status == 201) && id) {
+                snprintf(err, errlen, "%s", id);
+                res->status = OMR_SEND_SENT;
+                res->provider_message_id = err;
+        } else {
+                const char *detail = json_string_value(json_object_get(body, "detail"));
+                snprintf(err, errlen, "x HTTP %ld: %s", r->status, detail ? detail : "no detail");
+                res->status = OMR_SEND_FAILED;
+                res->error = err;
+        }
+        json_decref(body);
+}
+
+static int x_send(struct omr_connector *c, const struct omr_reply *r, omr_send_done_fn done,
+                  void *arg)
+{
+        struct social_account *a = omr_social_account(c, r->account);
+        if (a == NULL) {
+                struct omr_send_result res = {.status = OMR_SEND_FAILED,
+                                              .error = "the X account is no longer configured",
+                                              .retry_after_ms = -1};
+                done(&res, arg);
+                return 0;
+        }
+        json_t *body = json_object();
+        if (body) {
+                json_object_set_new(body, "text", json_string(r->text));
+                /* X adds the mentions of the thread to a reply by itself. */
+                if (r->in_reply_to && *r->in_reply_to)
+                        json_object_set_new(
+                                body, "reply",
+                                json_pack("{s:s}", "in_reply_to_tweet_id", r->in_reply_to));
+        }
+        char *json = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        char *url = NULL;
+        int rc = -1;
+        if (json && asprintf(&url, "%s/2/tweets", a->conf->base_url) > 0) {
+                const char *headers[] = {a->auth, NULL};
+                struct omr_fetch_request fr = {
+                        .method = "POST",
+                        .url = url,
+                        .content_type = "application/json",
+                        .body = json,
+                        .body_len = strlen(json),
+                        .headers = headers,
+                        .timeout_ms = (long)omr_core_conf(c->core)->outbound.request_timeout_ms,
+                };
+                rc = omr_send_http(c->core, "x", &fr, parse_posted, done, arg);
+        }
+        json_decref(body);
+        free(json);
+        free(url);
+        return rc;
+}
+
+static const struct omr_conf_social_account *x_accounts(const struct omr_conf *conf, size_t *n)
+{
+        *n = conf->n_x;
+        return conf->x;
+}
+
+static const struct social_ops ops = {
+        .provider = "x",
+        .poll = &omr_x_poll_ops,
+        .accounts = x_accounts,
+};
+
+static int x_start(struct omr_connector *c)
+{
+        return omr_social_start(c, &ops);
+}
+
+const struct omr_connector_ops omr_x_connector = {
+        .name = "x",
+        .channel = OMR_CHANNEL_SOCIAL,
+        .start = x_start,
+        .send = x_send,
+        .max_text = MAX_TWEET_CHARS,
+        .reload = omr_social_reload,
+        .stop = omr_social_stop,
+        .free = omr_social_stop,
+};
