@@ -208,11 +208,11 @@ static void failed(struct omr_poller *p, const char *outcome, const char *fmt, .
         p->failures++;
         int64_t delay = omr_backoff_ms(p->failures, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
         if (!p->failing)
-                omr_log(LOG_WARNING, "poll", "poll failed source=%s: %s (retrying with backoff)",
-                        p->name, why);
+                omr_log(LOG_WARNING, "poll", "poll failed (%s), retrying with backoff source=%s",
+                        why, p->name);
         else
-                omr_log(LOG_DEBUG, "poll", "poll failed again source=%s: %s (next in %lldms)",
-                        p->name, why, (long long)delay);
+                omr_log(LOG_DEBUG, "poll", "poll failed again (%s) source=%s next_in_ms=%lld", why,
+                        p->name, (long long)delay);
         p->failing = true;
         if (!p->quiescing)
                 schedule(p, delay);
@@ -242,10 +242,10 @@ static void disable(struct omr_poller *p, const struct omr_fetch_response *r)
 {
         count(p, "disabled");
         omr_log(LOG_ERR, "poll",
-                "poll source=%s disabled: the provider answered HTTP %ld (%.200s); the token "
-                "is revoked or lacks a scope. Fix the token file and reload (SIGHUP); other "
-                "accounts go on",
-                p->name, r->status, r->body_len ? r->body : "no body");
+                "poll disabled: the provider answered HTTP %ld (%.200s); the token is revoked "
+                "or lacks a scope. Fix the token file and reload (SIGHUP); other accounts go "
+                "on. source=%s",
+                r->status, r->body_len ? r->body : "no body", p->name);
         p->disabled = true;
         release(p);
 }
@@ -373,7 +373,7 @@ static void read_rate_limit(struct omr_poller *p, const struct omr_fetch_respons
                 p->not_before_ms = reset + RESET_MARGIN_MS;
                 char at[OMR_TIME_LEN + 1];
                 omr_time_format(reset, at);
-                omr_log(LOG_INFO, "poll", "rate limit used up source=%s: next request after %s",
+                omr_log(LOG_INFO, "poll", "rate limit used up source=%s next_request_after=%s",
                         p->name, at);
         }
 }
@@ -396,16 +396,17 @@ static void on_fetched(const struct omr_fetch_response *r, void *arg)
         }
         if (r->status == 429) {
                 int64_t now = omr_now_ms();
-                int64_t until = r->retry_after_ms >= 0 ? now + r->retry_after_ms : 0;
+                /* Retry-After when the provider says it; else its reset time. */
                 int64_t reset = parse_reset(header2(r, "X-RateLimit-Reset", "x-rate-limit-reset"));
-                if (reset + RESET_MARGIN_MS > until)
-                        until = reset > 0 ? reset + RESET_MARGIN_MS : until;
+                int64_t until = r->retry_after_ms >= 0 ? now + r->retry_after_ms
+                                : reset > 0            ? reset + RESET_MARGIN_MS
+                                                       : 0;
                 if (until <= now) {
                         failed(p, "rate_limited", "HTTP 429 without a reset time");
                         return;
                 }
                 count(p, "rate_limited");
-                omr_log(LOG_INFO, "poll", "rate limited source=%s: waiting %lldms", p->name,
+                omr_log(LOG_INFO, "poll", "rate limited (HTTP 429) source=%s wait_ms=%lld", p->name,
                         (long long)(until - now));
                 p->not_before_ms = until;
                 p->limit_only = true;
@@ -448,9 +449,12 @@ static void on_go(const redisReply *r, const char *error, void *arg)
         if (strcmp(verdict, "standby") == 0) {
                 set_holder(p, false);
                 long long ttl = atoll(value);
-                /* Ask again the moment the holder's key would run out. */
-                if (ttl <= 0 || ttl > p->lease_ms)
-                        ttl = ttl <= 0 ? 0 : p->lease_ms;
+                /* Ask again when the holder's key would run out, or sooner:
+                 * a holder that stops cleanly deletes it. */
+                if (ttl < 0)
+                        ttl = 0;
+                if (ttl > p->lease_ms / 4)
+                        ttl = p->lease_ms / 4;
                 schedule(p, ttl + 5 + rand() % 20);
                 return;
         }

@@ -184,8 +184,7 @@ static int parse_notifications(void *ctx, const struct omr_fetch_response *r, co
                         sorted[k++] = item;
                 else
                         omr_log(LOG_WARNING, "mastodon",
-                                "source=%s: a notification without a "
-                                "numeric id was skipped",
+                                "a notification without a numeric id was skipped source=%s",
                                 a->provider);
         }
         /* Newest first on the wire; stored oldest first. */
@@ -201,17 +200,20 @@ static int parse_notifications(void *ctx, const struct omr_fetch_response *r, co
                 if (m)
                         page->msgs[page->n++] = m;
                 else if (why[0])
-                        omr_log(LOG_WARNING, "mastodon", "source=%s: skipped: %s", a->provider,
-                                why);
+                        omr_log(LOG_WARNING, "mastodon", "skipped (%s) source=%s", why,
+                                a->provider);
         }
-        if (newest)
-                page->cursor = strdup(newest);
+        /* Nothing at the first poll: "0" makes the next one take
+         * everything from the beginning (min_id=0), so a first burst bigger
+         * than a page is not cut to its newest page. */
+        if (newest || !*cursor)
+                page->cursor = strdup(newest ? newest : "0");
         /* A full page from min_id means more may wait right behind it. The
          * first poll (no cursor) takes only the newest page. */
         page->more = *cursor && k >= (size_t)a->conf->page_size;
         free(sorted);
         json_decref(arr);
-        if (newest && page->cursor == NULL) {
+        if ((newest || !*cursor) && page->cursor == NULL) {
                 snprintf(err, errlen, "out of memory");
                 return -1;
         }

@@ -18,8 +18,11 @@
 #include "social/social.h"
 
 #define MAX_TWEET_CHARS 280
-/* X keeps the newest 800 mentions reachable; a round never holds more. */
-#define MAX_ROUND 1000
+/* X keeps only the newest 800 mentions reachable, so a round rarely holds
+ * more. If one does, what it holds is stored before it goes on: still
+ * nothing lost (the cursor waits for the round's end), only the order
+ * across the flush is newest part first. */
+#define ROUND_FLUSH 1000
 
 static const char fields[] = "tweet.fields=created_at,conversation_id,author_id,lang,"
                              "referenced_tweets&expansions=author_id&user.fields=username,name";
@@ -29,11 +32,14 @@ static char *mentions_url(void *ctx, const char *cursor, bool round_start)
         struct social_account *a = ctx;
         if (round_start)
                 omr_social_round_clear(a);
+        /* "0": the first poll found nothing, so everything is new. */
+        bool since = *cursor && strcmp(cursor, "0") != 0;
         char *url = NULL;
-        int n = asprintf(
-                &url, "%s/2/users/%s/mentions?max_results=%ld&%s%s%s%s%s", a->conf->base_url,
-                a->conf->user_id, a->conf->page_size, fields, *cursor ? "&since_id=" : "", cursor,
-                a->next_token ? "&pagination_token=" : "", a->next_token ? a->next_token : "");
+        int n = asprintf(&url, "%s/2/users/%s/mentions?max_results=%ld&%s%s%s%s%s",
+                         a->conf->base_url, a->conf->user_id, a->conf->page_size, fields,
+                         since ? "&since_id=" : "", since ? cursor : "",
+                         a->next_token ? "&pagination_token=" : "",
+                         a->next_token ? a->next_token : "");
         return n < 0 ? NULL : url;
 }
 
@@ -80,8 +86,7 @@ static struct omr_message *to_message(const struct social_account *a, const json
         const char *text = json_string_value(json_object_get(t, "text"));
         if (id == NULL || author == NULL || text == NULL) {
                 omr_log(LOG_WARNING, "x",
-                        "source=%s: a mention without id, author_id or text "
-                        "was skipped",
+                        "a mention without id, author_id or text was skipped source=%s",
                         a->provider);
                 return NULL;
         }
@@ -169,8 +174,13 @@ static int parse_mentions(void *ctx, const struct omr_fetch_response *r, const c
         json_array_foreach(data, i, t)
         {
                 struct omr_message *m = to_message(a, t, users);
-                if (m && (a->n_pending >= MAX_ROUND || keep(a, m) != 0))
+                if (m && keep(a, m) != 0) {
                         omr_message_free(m);
+                        json_decref(doc);
+                        omr_social_round_clear(a);
+                        snprintf(err, errlen, "out of memory");
+                        return -1;
+                }
         }
         const char *newest = json_string_value(json_object_get(meta, "newest_id"));
         if (newest && (a->newest_id == NULL || omr_social_id_cmp(newest, a->newest_id) > 0)) {
@@ -182,11 +192,11 @@ static int parse_mentions(void *ctx, const struct omr_fetch_response *r, const c
         /* Without a cursor (the first poll) only the newest page is taken. */
         a->next_token = next && *next && *cursor ? strdup(next) : NULL;
         json_decref(doc);
-        if (a->next_token) {
+        if (a->next_token && a->n_pending < ROUND_FLUSH) {
                 page->more = true; /* nothing to store yet */
                 return 0;
         }
-        /* The round is complete: oldest first, each tweet once. */
+        /* The round is complete (or large): oldest first, each tweet once. */
         qsort(a->pending, a->n_pending, sizeof(*a->pending), by_id);
         size_t k = 0;
         for (size_t j = 0; j < a->n_pending; j++) {
@@ -198,10 +208,15 @@ static int parse_mentions(void *ctx, const struct omr_fetch_response *r, const c
         }
         page->msgs = a->pending;
         page->n = k;
-        page->cursor = a->newest_id;
         a->pending = NULL;
-        a->newest_id = NULL;
         a->n_pending = a->cap_pending = 0;
+        if (a->next_token) {
+                page->more = true; /* the cursor moves at the round's end */
+                return 0;
+        }
+        /* Nothing at the first poll: "0" (no since_id, every page) next. */
+        page->cursor = a->newest_id ? a->newest_id : *cursor ? NULL : strdup("0");
+        a->newest_id = NULL;
         return 0;
 }
 

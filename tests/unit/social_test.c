@@ -118,6 +118,13 @@ static void test_mastodon_page(void **state)
         assert_null(page.cursor);
         assert_false(page.more);
         page_free(&page);
+        /* An empty first poll stores "0": the next asks from the start. */
+        assert_int_equal(parse(&a, &omr_mastodon_poll_ops, "[]", "", &page), 0);
+        assert_string_equal(page.cursor, "0");
+        page_free(&page);
+        char *url = omr_mastodon_poll_ops.url(&a, "0", true);
+        assert_non_null(strstr(url, "&min_id=0"));
+        free(url);
         assert_int_equal(parse(&a, &omr_mastodon_poll_ops, "{\"error\":1}", "12", &page), -1);
         page_free(&page);
 }
@@ -174,6 +181,14 @@ static void test_x_round(void **state)
         assert_null(a.next_token);
         assert_int_equal(a.n_pending, 0);
         omr_social_round_clear(&a);
+        /* An empty first poll stores "0", which asks without since_id. */
+        assert_int_equal(parse(&a, &omr_x_poll_ops, "{\"meta\":{\"result_count\":0}}", "", &page),
+                         0);
+        assert_string_equal(page.cursor, "0");
+        page_free(&page);
+        url = omr_x_poll_ops.url(&a, "0", true);
+        assert_null(strstr(url, "since_id"));
+        free(url);
 }
 
 int main(void)
