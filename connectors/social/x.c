@@ -197,7 +197,8 @@ static int parse_mentions(void *ctx, const struct omr_fetch_response *r, const c
                 return 0;
         }
         /* The round is complete (or large): oldest first, each tweet once. */
-        qsort(a->pending, a->n_pending, sizeof(*a->pending), by_id);
+        if (a->n_pending > 1)
+                qsort(a->pending, a->n_pending, sizeof(*a->pending), by_id);
         size_t k = 0;
         for (size_t j = 0; j < a->n_pending; j++) {
                 if (k > 0 &&
