@@ -28,9 +28,10 @@
 
 extern const char omr_poll_lease_lua[];
 
-#define POLLER_MAGIC   0x504f4c4cu
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 300000
+#define POLLER_MAGIC         0x504f4c4cu
+#define BACKOFF_MIN_MS       1000
+#define BACKOFF_MAX_MS       300000
+#define REDIS_BACKOFF_MAX_MS 5000
 /* Asking again exactly at the provider's reset instant races its clock. */
 #define RESET_MARGIN_MS 250
 #define MAX_HEADERS     8
@@ -46,12 +47,13 @@ struct omr_poller {
         int64_t interval_ms, lease_ms, timeout_ms;
         char *lease_key, *cursor_key, *state_key;
         struct event *tick, *renew;
-        int busy;       /* callbacks still to come: fetch, store commands, ingests */
-        bool freed;     /* omr_poller_free called: drop everything, free when idle */
-        bool quiescing; /* shutdown: finish the page in flight, release, stop */
-        bool holder;    /* we hold the lease (as far as we know) */
-        bool disabled;  /* 401/403: stopped until reload */
-        bool round_start;
+        int busy;              /* callbacks still to come: fetch, store commands, ingests */
+        bool freed;            /* omr_poller_free called: drop everything, free when idle */
+        bool quiescing;        /* shutdown: finish the page in flight, release, stop */
+        bool holder;           /* we hold the lease (as far as we know) */
+        bool disabled;         /* 401/403: stopped until reload */
+        bool round_start;      /* the next request starts a round: it waits for the interval */
+        bool fresh;            /* the connector drops what it kept of the round */
         bool failing;          /* an error streak was logged */
         bool limit_only;       /* the commit in flight only records a 429's wait */
         int failures;          /* consecutive, for the backoff */
@@ -206,7 +208,11 @@ static void failed(struct omr_poller *p, const char *outcome, const char *fmt, .
         va_end(ap);
         count(p, outcome);
         p->failures++;
-        int64_t delay = omr_backoff_ms(p->failures, BACKOFF_MIN_MS, BACKOFF_MAX_MS);
+        /* Redis comes back by itself (store.c reconnects): polling resumes
+         * within seconds of it, however long it was away. */
+        int64_t delay = omr_backoff_ms(p->failures, BACKOFF_MIN_MS,
+                                       strcmp(outcome, "unavailable") == 0 ? REDIS_BACKOFF_MAX_MS
+                                                                           : BACKOFF_MAX_MS);
         if (!p->failing)
                 omr_log(LOG_WARNING, "poll", "poll failed (%s), retrying with backoff source=%s",
                         why, p->name);
@@ -265,8 +271,8 @@ static void on_committed(const redisReply *r, const char *error, void *arg)
         page_clear(&p->page, p->next_msg);
         if (error || r == NULL || r->type == REDIS_REPLY_ERROR) {
                 /* The messages are stored; only the cursor did not move: the
-                 * next round asks for them again and dedup drops them. */
-                p->round_start = true;
+                 * retry asks for them again and dedup drops them. */
+                p->fresh = true;
                 failed(p, "unavailable", "cursor not saved: %s",
                        error ? error : (r ? r->str : "no reply"));
                 return;
@@ -306,7 +312,8 @@ static void commit(struct omr_poller *p)
         const char *args[] = {"commit", owner(), ttl, p->page.cursor ? p->page.cursor : "", nb};
         if (run_script(p, on_committed, 5, args) != 0) {
                 page_clear(&p->page, p->next_msg);
-                p->round_start = true;
+                p->limit_only = false;
+                p->fresh = true;
                 failed(p, "unavailable", "Redis is not connected");
         }
 }
@@ -320,7 +327,7 @@ static void on_ingested(const struct omr_ingest_result *res, void *arg)
                 page_clear(&p->page, p->next_msg);
                 /* The round's progress is gone with the page (X collects a
                  * round's pages first): start it again after the backoff. */
-                p->round_start = true;
+                p->fresh = true;
                 failed(p, "unavailable", "not stored: %s", res->detail ? res->detail : "Redis");
                 if (p->quiescing)
                         release(p);
@@ -451,6 +458,8 @@ static void on_go(const redisReply *r, const char *error, void *arg)
                 long long ttl = atoll(value);
                 /* Ask again when the holder's key would run out, or sooner:
                  * a holder that stops cleanly deletes it. */
+                if (ttl == -1) /* a key without expiry (set by hand): not a spin */
+                        ttl = p->lease_ms / 4;
                 if (ttl < 0)
                         ttl = 0;
                 if (ttl > p->lease_ms / 4)
@@ -465,7 +474,11 @@ static void on_go(const redisReply *r, const char *error, void *arg)
         }
         free(p->cursor);
         p->cursor = strdup(value);
-        char *url = p->cursor ? p->ops->url(p->ctx, p->cursor, p->round_start) : NULL;
+        char *url = p->cursor ? p->ops->url(p->ctx, p->cursor, p->round_start || p->fresh) : NULL;
+        /* The round is on record now: a retry of this request is part of
+         * it, held back by the backoff and rate limits, not the interval. */
+        p->round_start = false;
+        p->fresh = false;
         if (url == NULL) {
                 failed(p, "error", "out of memory");
                 return;

@@ -62,6 +62,18 @@ static char *full_acct(const struct social_account *a, const char *acct)
         return s;
 }
 
+/* At most max bytes of valid UTF-8 s, never cutting a character. */
+static char *utf8_prefix(const char *s, size_t max)
+{
+        size_t n = strlen(s);
+        if (n > max) {
+                n = max;
+                while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+                        n--;
+        }
+        return strndup(s, n);
+}
+
 static void add_attachments(struct omr_message *m, const json_t *media)
 {
         size_t n = json_array_size(media);
@@ -80,7 +92,7 @@ static void add_attachments(struct omr_message *m, const json_t *media)
                 const char *type = json_string_value(json_object_get(at, "type"));
                 x->type = type ? strdup(type) : NULL; /* image, video, gifv, audio */
                 const char *desc = json_string_value(json_object_get(at, "description"));
-                x->name = desc ? strndup(desc, 200) : NULL;
+                x->name = desc ? utf8_prefix(desc, 200) : NULL;
                 x->size = -1;
         }
 }

@@ -51,8 +51,9 @@ struct omr_poll_source {
 /* Starts polling (the first round begins at once when the lease is
  * free). NULL on allocation failure. */
 struct omr_poller *omr_poller_start(struct omr_core *core, const struct omr_poll_source *src);
-/* Stops: no more calls into the source's ops; the lease is released;
- * work in flight finishes (its messages are stored) and is then dropped. */
+/* Stops: no more calls into the source's ops; the lease is released.
+ * A store already in flight finishes; the rest of the page is dropped
+ * (the cursor did not move past it, so it is read again). */
 void omr_poller_free(struct omr_poller *p);
 
 #endif
