@@ -118,6 +118,22 @@ static void test_mastodon_page(void **state)
         assert_null(page.cursor);
         assert_false(page.more);
         page_free(&page);
+        /* An alt text over 200 bytes is cut on a character boundary (a
+         * split character would make the message unstorable forever). */
+        char body2[1024], desc[260];
+        memset(desc, 'a', 199);
+        strcpy(desc + 199, "\xe1\xbb\x87 more"); /* "ệ" straddles byte 200 */
+        snprintf(body2, sizeof(body2),
+                 "[{\"id\":\"20\",\"type\":\"mention\",\"account\":{\"acct\":\"a\"},"
+                 "\"status\":{\"id\":\"600\",\"visibility\":\"public\",\"content\":\"x\","
+                 "\"media_attachments\":[{\"url\":\"https://m.example/i.png\",\"type\":"
+                 "\"image\",\"description\":\"%s\"}]}}]",
+                 desc);
+        assert_int_equal(parse(&a, &omr_mastodon_poll_ops, body2, "12", &page), 0);
+        assert_int_equal(page.n, 1);
+        assert_int_equal(page.msgs[0]->n_attachments, 1);
+        assert_int_equal(strlen(page.msgs[0]->attachments[0].name), 199);
+        page_free(&page);
         /* An empty first poll stores "0": the next asks from the start. */
         assert_int_equal(parse(&a, &omr_mastodon_poll_ops, "[]", "", &page), 0);
         assert_string_equal(page.cursor, "0");
