@@ -83,7 +83,7 @@ static int read_attachments(const json_t *msg, struct omr_message *m, const char
                 return 0;
         m->attachments = calloc(n < MAX_ATTACHMENTS ? n : MAX_ATTACHMENTS, sizeof(*m->attachments));
         if (m->attachments == NULL)
-                return fail(e, 400, "invalid_field", "out of memory");
+                return fail(e, 503, "store_unavailable", "out of memory");
         for (size_t i = 0; i < n; i++) {
                 const json_t *a = json_array_get(atts, i);
                 if (!json_is_object(a))
@@ -98,7 +98,7 @@ static int read_attachments(const json_t *msg, struct omr_message *m, const char
                 at->url = strdup(url);
                 at->type = type && *type ? strdup(type) : NULL;
                 if (at->url == NULL || (type && *type && at->type == NULL))
-                        return fail(e, 400, "invalid_field", "out of memory");
+                        return fail(e, 503, "store_unavailable", "out of memory");
         }
         return 0;
 }
@@ -141,7 +141,7 @@ static int read_item(const json_t *it, const char *object, const char *app, cons
 
         struct omr_message *m = omr_message_new();
         if (m == NULL)
-                return fail(e, 400, "invalid_field", "out of memory");
+                return fail(e, 503, "store_unavailable", "out of memory");
         m->channel = OMR_CHANNEL_SOCIAL;
         if (asprintf(&m->provider, "meta:%s", app) < 0)
                 m->provider = NULL;
@@ -156,7 +156,7 @@ static int read_item(const json_t *it, const char *object, const char *app, cons
         if (!m->provider || !m->thread_key || !m->external_id || !m->customer.id ||
             !m->customer.handle || !m->to || !m->text) {
                 omr_message_free(m);
-                return fail(e, 400, "invalid_field", "out of memory");
+                return fail(e, 503, "store_unavailable", "out of memory");
         }
         if (read_attachments(msg, m, where, e) != 0) {
                 omr_message_free(m);
@@ -210,7 +210,7 @@ static int parse_doc(const json_t *j, const char *app, struct omr_meta_batch *ou
                 return 0;
         out->msgs = calloc(total, sizeof(*out->msgs));
         if (out->msgs == NULL)
-                return fail(e, 400, "invalid_field", "out of memory");
+                return fail(e, 503, "store_unavailable", "out of memory");
         for (size_t i = 0; i < json_array_size(entries); i++) {
                 const json_t *items = json_object_get(json_array_get(entries, i), "messaging");
                 for (size_t k = 0; k < json_array_size(items); k++) {
@@ -218,15 +218,23 @@ static int parse_doc(const json_t *j, const char *app, struct omr_meta_batch *ou
                         snprintf(where, sizeof(where), "entry[%zu].messaging[%zu]", i, k);
                         struct omr_message *m;
                         int rc = read_item(json_array_get(items, k), object, app, where, &m, e);
-                        if (rc < 0)
-                                return -1;
                         out->items++;
+                        if (rc < 0 && e->status != 400)
+                                return -1; /* out of memory: the whole delivery again */
+                        if (rc < 0) {
+                                if (out->invalid++ == 0)
+                                        snprintf(out->first_invalid, sizeof(out->first_invalid),
+                                                 "%s", e->detail);
+                                continue;
+                        }
                         if (rc == 0)
                                 out->skipped++;
                         else
                                 out->msgs[out->n++] = m;
                 }
         }
+        if (out->invalid > 0 && out->n == 0 && out->skipped == 0)
+                return fail(e, 400, "invalid_field", "%s", out->first_invalid);
         return 0;
 }
 
@@ -366,11 +374,11 @@ static void job_free(struct job *j)
 }
 
 static void reply_stored(struct omr_http_request *req, size_t stored, size_t duplicates,
-                         size_t skipped)
+                         size_t skipped, size_t invalid)
 {
-        json_t *o =
-                json_pack("{s:s, s:I, s:I, s:I}", "status", "stored", "stored", (json_int_t)stored,
-                          "duplicates", (json_int_t)duplicates, "skipped", (json_int_t)skipped);
+        json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I}", "status", "stored", "stored",
+                              (json_int_t)stored, "duplicates", (json_int_t)duplicates, "skipped",
+                              (json_int_t)skipped, "invalid", (json_int_t)invalid);
         omr_http_reply_json_take(req, 200, o);
 }
 
@@ -378,7 +386,7 @@ static void job_done(struct job *j)
 {
         omr_log(LOG_INFO, "meta", "delivery stored app=%s stored=%zu duplicates=%zu skipped=%zu",
                 j->app, j->stored, j->duplicates, j->batch.skipped);
-        reply_stored(j->req, j->stored, j->duplicates, j->batch.skipped);
+        reply_stored(j->req, j->stored, j->duplicates, j->batch.skipped, j->batch.invalid);
         job_free(j);
 }
 
@@ -470,8 +478,18 @@ static void on_event(struct omr_http_request *req, void *arg)
         }
         if (omr_meta_parse(body, len, a->name, &j->batch, &err) != 0) {
                 free(j);
-                reject(c, req, err.status, err.code, "%s", err.detail);
+                if (err.status == 503)
+                        omr_http_reply_unavailable(req, err.code, "%s", err.detail);
+                else
+                        reject(c, req, err.status, err.code, "%s", err.detail);
                 return;
+        }
+        if (j->batch.invalid) {
+                omr_metrics_inc(omr_core_metrics(c->core), OMR_M_REJECTED, "meta", "invalid_item");
+                omr_log(LOG_WARNING, "meta",
+                        "items of a wrong shape left out, the rest stored app=%s invalid=%zu "
+                        "first=\"%s\" peer=%s",
+                        a->name, j->batch.invalid, j->batch.first_invalid, omr_http_peer(req));
         }
         if (j->batch.skipped)
                 omr_log(LOG_DEBUG, "meta",

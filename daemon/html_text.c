@@ -225,13 +225,21 @@ static void link_end(struct out *o, const xmlNode *n)
         if (tn == 0)
                 return; /* image-only link: nothing to attach the url to */
         /* Mentions and hashtags (Mastodon's microformats: class "u-url
-         * mention", "mention hashtag") say what they link to already. */
-        xmlChar *cls = xmlGetProp(n, (const xmlChar *)"class");
-        bool tag_link = cls && (strstr((const char *)cls, "mention") ||
-                                strstr((const char *)cls, "hashtag"));
-        xmlFree(cls);
-        if (tag_link)
-                return;
+         * mention", "mention hashtag") say what they link to already. Only
+         * a link whose text is an @name or #tag: any other link keeps its
+         * target shown, or a class could hide where a link really goes. */
+        if (*t == '@' || *t == '#') {
+                xmlChar *cls = xmlGetProp(n, (const xmlChar *)"class");
+                bool tag_link = false;
+                char **tok = cls ? g_strsplit_set((const char *)cls, " \t\r\n", -1) : NULL;
+                for (size_t i = 0; tok && tok[i]; i++)
+                        tag_link |=
+                                strcmp(tok[i], "mention") == 0 || strcmp(tok[i], "hashtag") == 0;
+                g_strfreev(tok);
+                xmlFree(cls);
+                if (tag_link)
+                        return;
+        }
         xmlChar *prop = xmlGetProp(n, (const xmlChar *)"href");
         if (prop == NULL)
                 return;

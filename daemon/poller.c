@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "core_priv.h"
@@ -32,6 +33,12 @@ extern const char omr_poll_lease_lua[];
 #define BACKOFF_MIN_MS       1000
 #define BACKOFF_MAX_MS       300000
 #define REDIS_BACKOFF_MAX_MS 5000
+/* The longest wait a provider's reset or Retry-After may impose: beyond
+ * it the value is more likely wrong than meant. */
+#define MAX_WAIT_MS 3600000
+/* Provider errors in a row after which the holder lets another daemon
+ * try (its network may be the problem), sitting out one lease. */
+#define GIVE_UP_AFTER 3
 /* Asking again exactly at the provider's reset instant races its clock. */
 #define RESET_MARGIN_MS 250
 #define MAX_HEADERS     8
@@ -53,12 +60,14 @@ struct omr_poller {
         bool holder;           /* we hold the lease (as far as we know) */
         bool disabled;         /* 401/403: stopped until reload */
         bool round_start;      /* the next request starts a round: it waits for the interval */
+        bool start_failed;     /* the round's first request failed: its retry restarts the clock */
         bool fresh;            /* the connector drops what it kept of the round */
         bool failing;          /* an error streak was logged */
         bool limit_only;       /* the commit in flight only records a 429's wait */
         int failures;          /* consecutive, for the backoff */
         char *cursor;          /* as the last "go" returned it */
-        int64_t not_before_ms; /* what the provider's rate limit says, to commit */
+        int64_t not_before_ms; /* wall clock: the provider's rate limit says not before */
+        int64_t sit_out_until; /* monotonic: gave the lease up after failures */
         struct omr_poll_page page;
         size_t next_msg;
 };
@@ -74,6 +83,16 @@ static const char *owner(void)
                 snprintf(owner_id, sizeof(owner_id), "%s:%ld:%s", host, (long)getpid(), rnd);
         }
         return owner_id;
+}
+
+/* 0 .. n-1, different in every daemon (rand() is seeded with the second
+ * the process started: daemons started together would agree). */
+static unsigned jitter(unsigned n)
+{
+        unsigned r = 0;
+        if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+                r = (unsigned)getpid() * 2654435761u + (unsigned)omr_mono_ms();
+        return n ? r % n : 0;
 }
 
 static struct omr_poller *checked(void *arg)
@@ -196,6 +215,8 @@ static void count(struct omr_poller *p, const char *outcome)
         omr_metrics_inc(omr_core_metrics(p->core), OMR_M_POLLS, p->name, outcome);
 }
 
+static void release(struct omr_poller *p);
+
 /* A failure that may pass: logged once per streak, retried with backoff. */
 static void failed(struct omr_poller *p, const char *outcome, const char *fmt, ...)
         __attribute__((format(printf, 3, 4)));
@@ -213,6 +234,10 @@ static void failed(struct omr_poller *p, const char *outcome, const char *fmt, .
         int64_t delay = omr_backoff_ms(p->failures, BACKOFF_MIN_MS,
                                        strcmp(outcome, "unavailable") == 0 ? REDIS_BACKOFF_MAX_MS
                                                                            : BACKOFF_MAX_MS);
+        /* A failed answer may still have said the limit is used up. */
+        int64_t hold = p->not_before_ms - omr_now_ms();
+        if (hold > delay)
+                delay = hold;
         if (!p->failing)
                 omr_log(LOG_WARNING, "poll", "poll failed (%s), retrying with backoff source=%s",
                         why, p->name);
@@ -220,8 +245,19 @@ static void failed(struct omr_poller *p, const char *outcome, const char *fmt, .
                 omr_log(LOG_DEBUG, "poll", "poll failed again (%s) source=%s next_in_ms=%lld", why,
                         p->name, (long long)delay);
         p->failing = true;
-        if (!p->quiescing)
-                schedule(p, delay);
+        if (p->quiescing)
+                return;
+        if (strcmp(outcome, "error") == 0 && p->holder && p->failures >= GIVE_UP_AFTER) {
+                omr_log(LOG_INFO, "poll",
+                        "poll lease given up after %d failures in a row, another daemon may try "
+                        "source=%s",
+                        p->failures, p->name);
+                release(p); /* another daemon takes it over at its next check */
+                p->round_start = true;
+                p->start_failed = false;
+                p->sit_out_until = omr_mono_ms() + p->lease_ms;
+        }
+        schedule(p, delay);
 }
 
 static void on_released(const redisReply *r, const char *error, void *arg)
@@ -280,6 +316,7 @@ static void on_committed(const redisReply *r, const char *error, void *arg)
         if (r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
                 set_holder(p, false);
                 p->round_start = true;
+                p->start_failed = false;
                 if (!p->quiescing)
                         schedule(p, 0);
                 return;
@@ -293,6 +330,7 @@ static void on_committed(const redisReply *r, const char *error, void *arg)
                 return;
         }
         count(p, "ok");
+        p->start_failed = false;
         if (p->failing)
                 omr_log(LOG_INFO, "poll", "poll recovered source=%s", p->name);
         p->failing = false;
@@ -308,7 +346,10 @@ static void commit(struct omr_poller *p)
 {
         char ttl[24], nb[24];
         snprintf(ttl, sizeof(ttl), "%d", lease_ttl_ms(p));
-        snprintf(nb, sizeof(nb), "%lld", (long long)p->not_before_ms);
+        /* Relative: the script adds it to Redis' clock, the one that
+         * every daemon's "go" is measured by. */
+        int64_t wait = p->not_before_ms - omr_now_ms();
+        snprintf(nb, sizeof(nb), "%lld", (long long)(wait > 0 ? wait : 0));
         const char *args[] = {"commit", owner(), ttl, p->page.cursor ? p->page.cursor : "", nb};
         if (run_script(p, on_committed, 5, args) != 0) {
                 page_clear(&p->page, p->next_msg);
@@ -357,10 +398,18 @@ static int64_t parse_reset(const char *v)
                 v++;
         char *end;
         long long n = strtoll(v, &end, 10);
-        if (end != v && (*end == '\0' || *end == ' ' || *end == '\r'))
-                return n > 100000000000LL ? n : n * 1000; /* ms or s since the epoch */
-        int64_t ms;
-        return omr_time_parse(v, &ms) == 0 ? ms : 0;
+        int64_t ms = 0;
+        if (end != v && (*end == '\0' || *end == ' ' || *end == '\r')) {
+                if (n <= 0 || n > 100000000000000LL)
+                        return 0;
+                ms = n > 100000000000LL ? n : n * 1000; /* ms or s since the epoch */
+        } else if (omr_time_parse(v, &ms) != 0) {
+                return 0;
+        }
+        /* A reset hours away is a provider's mistake, not a plan: never
+         * stop an account for longer than MAX_WAIT_MS on its word. */
+        int64_t limit = omr_now_ms() + MAX_WAIT_MS;
+        return ms > limit ? limit : ms;
 }
 
 static const char *header2(const struct omr_fetch_response *r, const char *a, const char *b)
@@ -373,10 +422,13 @@ static const char *header2(const struct omr_fetch_response *r, const char *a, co
  * before the reset. */
 static void read_rate_limit(struct omr_poller *p, const struct omr_fetch_response *r)
 {
+        /* Read into a number before the next lookup: a header value is
+         * only valid until then. */
         const char *rem = header2(r, "X-RateLimit-Remaining", "x-rate-limit-remaining");
+        bool used_up = rem && atoll(rem) <= 0;
         int64_t reset = parse_reset(header2(r, "X-RateLimit-Reset", "x-rate-limit-reset"));
         p->not_before_ms = 0;
-        if (rem && atoll(rem) <= 0 && reset > 0) {
+        if (used_up && reset > 0) {
                 p->not_before_ms = reset + RESET_MARGIN_MS;
                 char at[OMR_TIME_LEN + 1];
                 omr_time_format(reset, at);
@@ -405,9 +457,8 @@ static void on_fetched(const struct omr_fetch_response *r, void *arg)
                 int64_t now = omr_now_ms();
                 /* Retry-After when the provider says it; else its reset time. */
                 int64_t reset = parse_reset(header2(r, "X-RateLimit-Reset", "x-rate-limit-reset"));
-                int64_t until = r->retry_after_ms >= 0 ? now + r->retry_after_ms
-                                : reset > 0            ? reset + RESET_MARGIN_MS
-                                                       : 0;
+                int64_t after = r->retry_after_ms < MAX_WAIT_MS ? r->retry_after_ms : MAX_WAIT_MS;
+                int64_t until = after >= 0 ? now + after : reset > 0 ? reset + RESET_MARGIN_MS : 0;
                 if (until <= now) {
                         failed(p, "rate_limited", "HTTP 429 without a reset time");
                         return;
@@ -443,8 +494,16 @@ static void on_go(const redisReply *r, const char *error, void *arg)
         struct omr_poller *p = checked(arg);
         if (!alive(p))
                 return;
-        if (p->quiescing || p->disabled)
+        bool well_formed = !error && r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                           r->element[0]->type == REDIS_REPLY_STRING &&
+                           r->element[1]->type == REDIS_REPLY_STRING;
+        if (p->quiescing || p->disabled) {
+                /* This answer may have handed us the lease: the shutdown
+                 * must give it back, not leave it to expire. */
+                if (p->quiescing && well_formed && strcmp(r->element[0]->str, "standby") != 0)
+                        p->holder = true;
                 return;
+        }
         if (error || r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
             r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[1]->type != REDIS_REPLY_STRING) {
@@ -455,6 +514,9 @@ static void on_go(const redisReply *r, const char *error, void *arg)
         const char *verdict = r->element[0]->str, *value = r->element[1]->str;
         if (strcmp(verdict, "standby") == 0) {
                 set_holder(p, false);
+                /* Whatever round this daemon had going is another's now. */
+                p->round_start = true;
+                p->start_failed = false;
                 long long ttl = atoll(value);
                 /* Ask again when the holder's key would run out, or sooner:
                  * a holder that stops cleanly deletes it. */
@@ -464,7 +526,7 @@ static void on_go(const redisReply *r, const char *error, void *arg)
                         ttl = 0;
                 if (ttl > p->lease_ms / 4)
                         ttl = p->lease_ms / 4;
-                schedule(p, ttl + 5 + rand() % 20);
+                schedule(p, ttl + 5 + (int64_t)jitter(20));
                 return;
         }
         set_holder(p, true);
@@ -476,7 +538,10 @@ static void on_go(const redisReply *r, const char *error, void *arg)
         p->cursor = strdup(value);
         char *url = p->cursor ? p->ops->url(p->ctx, p->cursor, p->round_start || p->fresh) : NULL;
         /* The round is on record now: a retry of this request is part of
-         * it, held back by the backoff and rate limits, not the interval. */
+         * it, held back by the backoff and rate limits, not the interval
+         * (and restarts the round's clock when it goes). */
+        if (p->round_start)
+                p->start_failed = true;
         p->round_start = false;
         p->fresh = false;
         if (url == NULL) {
@@ -511,12 +576,23 @@ static void tick(evutil_socket_t fd, short what, void *arg)
         }
         if (p->disabled || p->freed)
                 return;
-        char ttl[24], now[24], interval[24];
+        int64_t sit = p->sit_out_until - omr_mono_ms();
+        if (sit > 0) {
+                schedule(p, sit);
+                return;
+        }
+        if (!omr_core_store_ready(p->core)) {
+                /* Starting up, or Redis is away (store.c logs that and
+                 * reconnects): nothing can be stored, so nothing is asked. */
+                schedule(p, 250);
+                return;
+        }
+        char ttl[24], interval[24];
         snprintf(ttl, sizeof(ttl), "%d", lease_ttl_ms(p));
-        snprintf(now, sizeof(now), "%lld", (long long)omr_now_ms());
         snprintf(interval, sizeof(interval), "%lld", (long long)p->interval_ms);
-        const char *args[] = {"go", owner(), ttl, now, interval, p->round_start ? "1" : "0"};
-        if (run_script(p, on_go, 6, args) != 0)
+        const char *mode = p->round_start ? "1" : p->start_failed ? "2" : "0";
+        const char *args[] = {"go", owner(), ttl, interval, mode};
+        if (run_script(p, on_go, 5, args) != 0)
                 failed(p, "unavailable", "Redis is not connected");
 }
 
@@ -528,6 +604,7 @@ static void on_renewed(const redisReply *r, const char *error, void *arg)
         if (!error && r && r->type == REDIS_REPLY_INTEGER && r->integer == 0 && p->holder) {
                 set_holder(p, false);
                 p->round_start = true;
+                p->start_failed = false;
         }
 }
 
@@ -580,7 +657,7 @@ struct omr_poller *omr_poller_start(struct omr_core *core, const struct omr_poll
         core->pollers = p;
         /* A moment's spread so that daemons started together do not all
          * ask Redis for the same lease in the same millisecond. */
-        schedule(p, rand() % 50);
+        schedule(p, (int64_t)jitter(50));
         return p;
 }
 
@@ -615,6 +692,7 @@ size_t omr_pollers_busy(const struct omr_core *core)
 {
         size_t n = 0;
         for (const struct omr_poller *p = core->pollers; p; p = p->next)
-                n += (size_t)p->busy;
+                /* A lease still held is a release still to send. */
+                n += (size_t)p->busy + (p->quiescing && p->holder && !p->freed);
         return n;
 }

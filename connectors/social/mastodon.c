@@ -111,18 +111,22 @@ static struct omr_message *to_message(const struct social_account *a, const json
         const char *content = json_string_value(json_object_get(status, "content"));
         if (type == NULL || strcmp(type, "mention") != 0)
                 return NULL;
-        if (sid == NULL || acct == NULL || *acct == '\0' || !known_visibility(vis)) {
-                snprintf(err, errlen,
-                         "notification %s: status id, account acct or visibility "
-                         "missing",
+        /* A fork's own visibility ("local", "mutuals_only" …) is kept,
+         * answered as direct: the most private reply. */
+        if (!known_visibility(vis))
+                vis = "direct";
+        if (sid == NULL || acct == NULL || *acct == '\0') {
+                snprintf(err, errlen, "notification %s: status id or account acct missing",
                          json_string_value(json_object_get(n, "id"))
                                  ? json_string_value(json_object_get(n, "id"))
                                  : "?");
                 return NULL;
         }
         struct omr_message *m = omr_message_new();
-        if (m == NULL)
+        if (m == NULL) {
+                snprintf(err, errlen, "out of memory");
                 return NULL;
+        }
         m->channel = OMR_CHANNEL_SOCIAL;
         m->provider = strdup(a->provider);
         m->external_id = strdup(sid);
@@ -209,11 +213,18 @@ static int parse_notifications(void *ctx, const struct omr_fetch_response *r, co
                 newest = id;
                 char why[200] = "";
                 struct omr_message *m = to_message(a, sorted[i], why, sizeof(why));
-                if (m)
+                if (m) {
                         page->msgs[page->n++] = m;
-                else if (why[0])
+                } else if (strcmp(why, "out of memory") == 0) {
+                        /* Not the item's fault: the page is asked for again. */
+                        free(sorted);
+                        json_decref(arr);
+                        snprintf(err, errlen, "out of memory");
+                        return -1;
+                } else if (why[0]) {
                         omr_log(LOG_WARNING, "mastodon", "skipped (%s) source=%s", why,
                                 a->provider);
+                }
         }
         /* Nothing at the first poll: "0" makes the next one take
          * everything from the beginning (min_id=0), so a first burst bigger
@@ -222,7 +233,7 @@ static int parse_notifications(void *ctx, const struct omr_fetch_response *r, co
                 page->cursor = strdup(newest ? newest : "0");
         /* A full page from min_id means more may wait right behind it. The
          * first poll (no cursor) takes only the newest page. */
-        page->more = *cursor && k >= (size_t)a->conf->page_size;
+        page->more = newest && *cursor && k >= (size_t)a->conf->page_size;
         free(sorted);
         json_decref(arr);
         if ((newest || !*cursor) && page->cursor == NULL) {

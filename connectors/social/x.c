@@ -78,13 +78,20 @@ static const json_t *user_of(const json_t *users, const char *id)
         return NULL;
 }
 
+static bool digits(const char *s)
+{
+        return s && *s && strlen(s) <= 24 && strspn(s, "0123456789") == strlen(s);
+}
+
+/* A tweet → a message; NULL when it is unusable (logged) or, with *oom
+ * set, when memory ran out. */
 static struct omr_message *to_message(const struct social_account *a, const json_t *t,
-                                      const json_t *users)
+                                      const json_t *users, bool *oom)
 {
         const char *id = json_string_value(json_object_get(t, "id"));
         const char *author = json_string_value(json_object_get(t, "author_id"));
         const char *text = json_string_value(json_object_get(t, "text"));
-        if (id == NULL || author == NULL || text == NULL) {
+        if (!digits(id) || author == NULL || *author == '\0' || text == NULL) {
                 omr_log(LOG_WARNING, "x",
                         "a mention without id, author_id or text was skipped source=%s",
                         a->provider);
@@ -95,8 +102,10 @@ static struct omr_message *to_message(const struct social_account *a, const json
         const char *name = json_string_value(json_object_get(u, "name"));
         const char *conv = json_string_value(json_object_get(t, "conversation_id"));
         struct omr_message *m = omr_message_new();
-        if (m == NULL)
+        if (m == NULL) {
+                *oom = true;
                 return NULL;
+        }
         m->channel = OMR_CHANNEL_SOCIAL;
         m->provider = strdup(a->provider);
         m->external_id = strdup(id);
@@ -118,6 +127,7 @@ static struct omr_message *to_message(const struct social_account *a, const json
         if (m->provider == NULL || m->external_id == NULL || m->customer.id == NULL ||
             m->thread_key == NULL || m->text == NULL || (username && !m->customer.handle)) {
                 omr_message_free(m);
+                *oom = true;
                 return NULL;
         }
         return m;
@@ -173,8 +183,9 @@ static int parse_mentions(void *ctx, const struct omr_fetch_response *r, const c
         const json_t *t;
         json_array_foreach(data, i, t)
         {
-                struct omr_message *m = to_message(a, t, users);
-                if (m && keep(a, m) != 0) {
+                bool oom = false;
+                struct omr_message *m = to_message(a, t, users, &oom);
+                if (oom || (m && keep(a, m) != 0)) {
                         omr_message_free(m);
                         json_decref(doc);
                         omr_social_round_clear(a);
@@ -182,16 +193,32 @@ static int parse_mentions(void *ctx, const struct omr_fetch_response *r, const c
                         return -1;
                 }
         }
+        /* Both go into the next URL and the cursor: only what X sends. */
         const char *newest = json_string_value(json_object_get(meta, "newest_id"));
+        const char *next = json_string_value(json_object_get(meta, "next_token"));
+        if ((newest && !digits(newest)) ||
+            (next &&
+             (strlen(next) > 256 ||
+              strspn(next, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                      strlen(next)))) {
+                json_decref(doc);
+                omr_social_round_clear(a);
+                snprintf(err, errlen, "meta.newest_id or meta.next_token is malformed");
+                return -1;
+        }
         if (newest && (a->newest_id == NULL || omr_social_id_cmp(newest, a->newest_id) > 0)) {
                 free(a->newest_id);
                 a->newest_id = strdup(newest);
         }
-        const char *next = json_string_value(json_object_get(meta, "next_token"));
         free(a->next_token);
         /* Without a cursor (the first poll) only the newest page is taken. */
         a->next_token = next && *next && *cursor ? strdup(next) : NULL;
         json_decref(doc);
+        if ((newest && a->newest_id == NULL) || (next && *next && *cursor && !a->next_token)) {
+                omr_social_round_clear(a); /* out of memory: the round starts again */
+                snprintf(err, errlen, "out of memory");
+                return -1;
+        }
         if (a->next_token && a->n_pending < ROUND_FLUSH) {
                 page->more = true; /* nothing to store yet */
                 return 0;

@@ -43,8 +43,8 @@ struct omr_fetch_response {
 /* Borrowed response: valid during the call. */
 typedef void (*omr_fetch_done_fn)(const struct omr_fetch_response *r, void *arg);
 
-/* The value of the answer's last header `name` (case-insensitive), or
- * NULL. Valid during the done callback only. */
+/* The value of the answer's first header `name` (case-insensitive), or
+ * NULL. Valid until the next call, during the done callback only. */
 const char *omr_fetch_header(const struct omr_fetch_response *r, const char *name);
 
 struct omr_fetcher *omr_fetcher_new(struct event_base *base);

@@ -145,10 +145,10 @@ def verify(daemon, *, app=APP, mode="subscribe", token=VERIFY_TOKEN, challenge="
     return requests.get(daemon.url(f"/v1/meta/{app}?" + urllib.parse.urlencode(q)), timeout=5)
 
 
-def assert_stored_reply(resp, stored, duplicates=0, skipped=0):
+def assert_stored_reply(resp, stored, duplicates=0, skipped=0, invalid=0):
     assert resp.status_code == 200, f"expected 200, got {resp.status_code}: {resp.text!r}"
     assert resp.json() == {"status": "stored", "stored": stored, "duplicates": duplicates,
-                           "skipped": skipped}, resp.text
+                           "skipped": skipped, "invalid": invalid}, resp.text
 
 
 # --------------------------------------------------------------------------
@@ -203,6 +203,9 @@ class FakeGraph:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Head and body are written separately: without this each
+            # answer waits ~40 ms for the client's delayed ACK (Nagle).
+            disable_nagle_algorithm = True
 
             def log_message(self, *a):
                 pass

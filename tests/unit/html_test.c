@@ -38,6 +38,12 @@ static const struct {
          "mention\">@<span>brand</span></a></span> hi <a href=\"https://m.example/tags/help\" "
          "class=\"mention hashtag\" rel=\"tag\">#<span>help</span></a></p>",
          "@brand hi #help"},
+        {"a class does not hide where a link goes",
+         "<a class=\"mention\" href=\"https://evil.example/login\">https://bank.example/login</a>",
+         "https://bank.example/login (https://evil.example/login)"},
+        {"a class word inside another word is not a mention",
+         "<a class=\"nomention\" href=\"https://m.example/@x\">@x</a>",
+         "@x (https://m.example/@x)"},
         {"list", "<ul><li>one</li><li>two</li></ul>", "- one\n- two"},
         {"ordered list", "<ol><li>x</li><li>y</li></ol>", "- x\n- y"},
         {"nested list", "<ul><li>a<ul><li>b</li></ul></li><li>c</li></ul>", "- a\n  - b\n- c"},
