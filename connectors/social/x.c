@@ -213,9 +213,10 @@ static int parse_mentions(void *ctx, const struct omr_fetch_response *r, const c
         free(a->next_token);
         /* Without a cursor (the first poll) only the newest page is taken. */
         a->next_token = next && *next && *cursor ? strdup(next) : NULL;
-        json_decref(doc);
-        if ((newest && a->newest_id == NULL) || (next && *next && *cursor && !a->next_token)) {
-                omr_social_round_clear(a); /* out of memory: the round starts again */
+        bool oom = (newest && a->newest_id == NULL) || (next && *next && *cursor && !a->next_token);
+        json_decref(doc); /* newest and next pointed into it */
+        if (oom) {
+                omr_social_round_clear(a); /* the round starts again */
                 snprintf(err, errlen, "out of memory");
                 return -1;
         }
