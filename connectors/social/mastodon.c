@@ -7,6 +7,7 @@
  * A conversation is one customer's posts of one visibility, so a direct
  * message never shares a conversation — or a public reply — with a public
  * post. Loop thread only. */
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -268,62 +269,34 @@ static void parse_posted(const struct omr_fetch_response *r, struct omr_send_res
         json_decref(body);
 }
 
-static void fail_now(omr_send_done_fn done, void *arg, const char *why)
-{
-        struct omr_send_result res = {
-                .status = OMR_SEND_FAILED, .error = why, .retry_after_ms = -1};
-        done(&res, arg);
-}
-
 /* Mastodon does not notify anyone a status does not mention: the reply
  * starts with the customer's @acct unless the agent wrote it already. */
 static int mastodon_send(struct omr_connector *c, const struct omr_reply *r, omr_send_done_fn done,
                          void *arg)
 {
         struct social_account *a = omr_social_account(c, r->account);
-        if (a == NULL) {
-                fail_now(done, arg, "the Mastodon account is no longer configured");
-                return 0;
-        }
+        if (a == NULL)
+                return omr_social_fail(done, arg, "the Mastodon account is no longer configured");
         const char *vis = known_visibility(r->thread_ref) ? r->thread_ref : "direct";
         const char *handle = r->to && r->to[0] == '@' ? r->to : NULL;
-        char *status = NULL, *url = NULL, *idem = NULL;
+        char *status = NULL, *idem = NULL;
         if (handle && strncasecmp(r->text, handle, strlen(handle)) != 0) {
                 if (asprintf(&status, "%s %s", handle, r->text) < 0)
                         status = NULL;
         } else {
                 status = strdup(r->text);
         }
-        json_t *body = json_object();
-        if (status && body) {
-                json_object_set_new(body, "status", json_string(status));
-                json_object_set_new(body, "visibility", json_string(vis));
-                if (r->in_reply_to && *r->in_reply_to)
-                        json_object_set_new(body, "in_reply_to_id", json_string(r->in_reply_to));
-        }
-        char *json = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        int rc = -1;
-        if (json && asprintf(&url, "%s/api/v1/statuses", a->conf->base_url) > 0 &&
-            asprintf(&idem, "Idempotency-Key: %s", r->reply_id) > 0) {
-                /* The same key on every retry: Mastodon posts a status once
-                 * per key (for an hour), so a retry after a lost answer does
-                 * not post twice. */
-                const char *headers[] = {a->auth, idem, NULL};
-                struct omr_fetch_request fr = {
-                        .method = "POST",
-                        .url = url,
-                        .content_type = "application/json",
-                        .body = json,
-                        .body_len = strlen(json),
-                        .headers = headers,
-                        .timeout_ms = (long)omr_core_conf(c->core)->outbound.request_timeout_ms,
-                };
-                rc = omr_send_http(c->core, "mastodon", &fr, parse_posted, done, arg);
-        }
-        json_decref(body);
-        free(json);
+        json_t *body = status ? json_pack("{s:s, s:s}", "status", status, "visibility", vis) : NULL;
+        if (body && r->in_reply_to && *r->in_reply_to)
+                json_object_set_new(body, "in_reply_to_id", json_string(r->in_reply_to));
+        int rc = -ENOMEM;
+        /* The same key on every retry: Mastodon posts a status once per key
+         * (for an hour), so a retry after a lost answer does not post twice. */
+        if (body && asprintf(&idem, "Idempotency-Key: %s", r->reply_id) > 0)
+                rc = omr_social_post(c, a, "/api/v1/statuses", body, idem, parse_posted, done, arg);
+        else
+                json_decref(body);
         free(status);
-        free(url);
         free(idem);
         return rc;
 }

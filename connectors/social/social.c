@@ -3,11 +3,13 @@
  * as a whole on reload (a changed token or interval takes effect, and a
  * disabled account gets another chance), and post text clean-up. */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "omniroute/fetch.h"
 #include "omniroute/html.h"
 #include "omniroute/log.h"
 #include "omniroute/text.h"
@@ -141,6 +143,40 @@ struct social_account *omr_social_account(struct omr_connector *c, const char *n
                 if (strcmp(sc->accts[i].conf->name, name) == 0)
                         return &sc->accts[i];
         return NULL;
+}
+
+int omr_social_post(struct omr_connector *c, const struct social_account *a, const char *path,
+                    json_t *body, const char *extra_header, omr_send_parse_fn parse,
+                    omr_send_done_fn done, void *arg)
+{
+        char *json = body ? json_dumps(body, JSON_COMPACT) : NULL;
+        char *url = NULL;
+        int rc = -ENOMEM;
+        if (json && asprintf(&url, "%s%s", a->conf->base_url, path) > 0) {
+                const char *headers[] = {a->auth, extra_header, NULL};
+                struct omr_fetch_request fr = {
+                        .method = "POST",
+                        .url = url,
+                        .content_type = "application/json",
+                        .body = json,
+                        .body_len = strlen(json),
+                        .headers = headers,
+                        .timeout_ms = (long)omr_core_conf(c->core)->outbound.request_timeout_ms,
+                };
+                rc = omr_send_http(c->core, c->ops->name, &fr, parse, done, arg);
+                free(url);
+        }
+        json_decref(body);
+        free(json);
+        return rc;
+}
+
+int omr_social_fail(omr_send_done_fn done, void *arg, const char *why)
+{
+        struct omr_send_result res = {
+                .status = OMR_SEND_FAILED, .error = why, .retry_after_ms = -1};
+        done(&res, arg);
+        return 0;
 }
 
 int omr_social_id_cmp(const char *a, const char *b)

@@ -4,6 +4,7 @@
 #ifndef OMR_SOCIAL_H
 #define OMR_SOCIAL_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -40,6 +41,15 @@ void omr_social_stop(struct omr_connector *c);
 /* The account behind a reply's r->account, or NULL. */
 struct social_account *omr_social_account(struct omr_connector *c, const char *name);
 void omr_social_round_clear(struct social_account *a);
+
+/* A reply posted as JSON to {base_url}{path} with the account's token
+ * and one more header line (or NULL), through omr_send_http(). Takes
+ * body. 0, or -errno with done not called. */
+int omr_social_post(struct omr_connector *c, const struct social_account *a, const char *path,
+                    json_t *body, const char *extra_header, omr_send_parse_fn parse,
+                    omr_send_done_fn done, void *arg);
+/* Answers done with FAILED and why at once; returns 0 (for send()). */
+int omr_social_fail(omr_send_done_fn done, void *arg, const char *why);
 
 /* A post's text: HTML converted when html, our own leading @mention
  * (handle, with or without @host) removed, trimmed. Never NULL but on

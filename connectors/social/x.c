@@ -278,42 +278,14 @@ static int x_send(struct omr_connector *c, const struct omr_reply *r, omr_send_d
                   void *arg)
 {
         struct social_account *a = omr_social_account(c, r->account);
-        if (a == NULL) {
-                struct omr_send_result res = {.status = OMR_SEND_FAILED,
-                                              .error = "the X account is no longer configured",
-                                              .retry_after_ms = -1};
-                done(&res, arg);
-                return 0;
-        }
-        json_t *body = json_object();
-        if (body) {
-                json_object_set_new(body, "text", json_string(r->text));
-                /* X adds the mentions of the thread to a reply by itself. */
-                if (r->in_reply_to && *r->in_reply_to)
-                        json_object_set_new(
-                                body, "reply",
-                                json_pack("{s:s}", "in_reply_to_tweet_id", r->in_reply_to));
-        }
-        char *json = body ? json_dumps(body, JSON_COMPACT) : NULL;
-        char *url = NULL;
-        int rc = -1;
-        if (json && asprintf(&url, "%s/2/tweets", a->conf->base_url) > 0) {
-                const char *headers[] = {a->auth, NULL};
-                struct omr_fetch_request fr = {
-                        .method = "POST",
-                        .url = url,
-                        .content_type = "application/json",
-                        .body = json,
-                        .body_len = strlen(json),
-                        .headers = headers,
-                        .timeout_ms = (long)omr_core_conf(c->core)->outbound.request_timeout_ms,
-                };
-                rc = omr_send_http(c->core, "x", &fr, parse_posted, done, arg);
-        }
-        json_decref(body);
-        free(json);
-        free(url);
-        return rc;
+        if (a == NULL)
+                return omr_social_fail(done, arg, "the X account is no longer configured");
+        json_t *body = json_pack("{s:s}", "text", r->text);
+        /* X adds the mentions of the thread to a reply by itself. */
+        if (body && r->in_reply_to && *r->in_reply_to)
+                json_object_set_new(body, "reply",
+                                    json_pack("{s:s}", "in_reply_to_tweet_id", r->in_reply_to));
+        return omr_social_post(c, a, "/2/tweets", body, NULL, parse_posted, done, arg);
 }
 
 static const struct omr_conf_social_account *x_accounts(const struct omr_conf *conf, size_t *n)
