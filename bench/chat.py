@@ -35,31 +35,25 @@ Method and last figures: bench/README.md, section "Chat".
 Exit status 0 when every check passed, 1 otherwise.
 """
 
+import importlib.util
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-TESTS = os.path.join(REPO, "tests", "integration")
-sys.path.insert(0, TESTS)
+# The helpers the Python benches share (bench/benchlib.py), loaded by path;
+# use_test_helpers() takes bench/ off sys.path (bench/email.py would shadow
+# the standard library's email package) and puts tests/integration on it.
 sys.dont_write_bytecode = True
-
-
-import importlib.util  # noqa: E402
-
-# The helpers both Python benches share (bench/benchlib.py), loaded by path:
-# bench/ is not on sys.path (email.py would shadow the standard library).
-_spec = importlib.util.spec_from_file_location("benchlib", os.path.join(HERE, "benchlib.py"))
-benchlib = importlib.util.module_from_spec(_spec)
+_spec = importlib.util.spec_from_file_location(
+    "benchlib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchlib.py"))
+benchlib = sys.modules["benchlib"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(benchlib)
-sys.modules["benchlib"] = benchlib
-benchlib.pytest_stub()
-from benchlib import bg_load, machine_jiffies, pct, proc_cpu, say  # noqa: E402,F401
+benchlib.use_test_helpers()
+from benchlib import (  # noqa: E402
+    BENCH as HERE, REPO, Daemon, Meter, bg_load, binary_info, out_paths, pct, proc_cpu, say, warning_lines)
 
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import datetime  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
@@ -82,7 +76,6 @@ import websockets.exceptions  # noqa: E402
 
 import conftest as cf  # noqa: E402
 
-HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 SITE = "main"
 ORIGIN = "https://www.example.com"
@@ -109,28 +102,10 @@ def open_fds(pid):
         return None
 
 
-class Meter:
-    """CPU % (100 = one core) of named processes and of the machine over a window."""
-
-    def __init__(self, sources):
-        self.sources = sources
-
-    def _snap(self):
-        return time.monotonic(), machine_jiffies(), {n: f() for n, f in self.sources.items()}
-
-    def begin(self):
-        self.a = self._snap()
-        return self
-
-    def end(self):
-        b = self._snap()
-        dt = max(b[0] - self.a[0], 1e-9)
-        out = {n: round(100.0 * (b[2][n] - self.a[2][n]) / dt, 1) for n in self.sources}
-        dbusy, dtot = b[1][0] - self.a[1][0], b[1][1] - self.a[1][1]
-        out["machine"] = round(100.0 * NCPU * dbusy / dtot, 1) if dtot > 0 else 0.0
-        out["other"] = round(max(0.0, out["machine"] - sum(out[n] for n in self.sources)), 1)
-        out["seconds"] = round(dt, 3)
-        return out
+def meter(sources):
+    """CPU % (100 = one core, one decimal) of named processes and of the
+    machine over a window, and the window's seconds."""
+    return Meter(sources, ndigits=1, window_key="seconds")
 
 
 def ms(x):
@@ -193,80 +168,7 @@ class Http:
 
 
 # --------------------------------------------------------------------------
-# the daemon and Redis
-
-
-class Daemon:
-    def __init__(self, binary, workdir, cfg):
-        self.binary = binary
-        self.cfg_path = os.path.join(workdir, "omnirouted.yaml")
-        self.log_path = os.path.join(workdir, "omnirouted.log")
-        self.port = int(cfg["http"]["listen"].rsplit(":", 1)[1])
-        cf.write_config(self.cfg_path, cfg)
-        self.proc = None
-
-    def check_config(self):
-        r = subprocess.run([self.binary, "--check-config", "-c", self.cfg_path], capture_output=True,
-                           text=True, env=cf.daemon_env(), timeout=30)
-        if r.returncode != 0:
-            raise RuntimeError(f"--check-config failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-
-    def start(self, timeout=15.0):
-        import http.client
-        log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen([self.binary, "-c", self.cfg_path], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=cf.daemon_env(), start_new_session=True)
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"omnirouted exited with {self.proc.returncode} before ready:\n"
-                                   f"{cf.tail(self.log_path)}")
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    c.close()
-                    self.ready_log_offset = os.path.getsize(self.log_path)
-                    return self
-                c.close()
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"omnirouted not ready within {timeout}s:\n{cf.tail(self.log_path)}")
-            time.sleep(0.05)
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=20.0):
-        """SIGTERM; returns the exit code (None if it had to be killed)."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                return None
-        return self.proc.returncode
-
-    def warnings(self):
-        try:
-            data = Path(self.log_path).read_bytes()[self.ready_log_offset:].decode("utf-8", "replace")
-        except OSError:
-            return []
-        return [ln for ln in data.splitlines() if "level=warn" in ln or "level=error" in ln
-                or "level=crit" in ln]
+# the daemon's config (the daemon: benchlib.Daemon)
 
 
 def make_config(args, tmp, redis_sock, port):
@@ -555,13 +457,6 @@ def machine_info():
     return info
 
 
-def binary_info(path):
-    h = hashlib.sha1(Path(path).read_bytes()).hexdigest()
-    st = os.stat(path)
-    return {"path": path, "sha1": h,
-            "built": datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-
-
 def raise_nofile(need):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else max(soft, need)
@@ -610,7 +505,7 @@ async def run_bench(args, d, redis_srv, out):
         f"({args.open_concurrency} at a time)…")
     b.visitors = [Visitor(i) for i in range(n)]
     sem = asyncio.Semaphore(args.open_concurrency)
-    m = Meter(meter_src).begin()
+    m = meter(meter_src).begin()
     t0 = time.monotonic()
     res = await asyncio.gather(*(b.connect_one(v, sem) for v in b.visitors), return_exceptions=True)
     t_conn = time.monotonic() - t0
@@ -634,7 +529,7 @@ async def run_bench(args, d, redis_srv, out):
     say(f"  {len(connected)} connected in {t_conn:.2f}s ({memory['connections_per_s']}/s); daemon RSS "
         f"{rss0} → {rss1} KiB = {per_conn:.2f} KiB per connection; fds {fds0} → {fds1}")
 
-    m = Meter(meter_src).begin()
+    m = meter(meter_src).begin()
     await asyncio.sleep(args.idle_seconds)
     memory["cpu_idle"] = m.end()
     memory["rss_after_idle_kib"] = status_kib(pid)
@@ -666,12 +561,12 @@ async def run_bench(args, d, redis_srv, out):
     for run in range(args.runs):
         rr = {"run": run + 1, "background_before": bg_load(0.5)}
         for mode in ("sequential", "burst"):
-            m = Meter(meter_src).begin()
+            m = meter(meter_src).begin()
             ph = await b.reply_phase(run + 1, mode, active)
             ph["cpu"] = m.end()
             rr[mode] = ph
         payload_len = len(b.pub_sample.encode()) if b.pub_sample else 300
-        m = Meter(meter_src).begin()
+        m = meter(meter_src).begin()
         rr["floor"] = await b.floor(args.replies, payload_len)
         rr["floor"]["payload_bytes"] = payload_len
         rr["floor"]["cpu"] = m.end()
@@ -809,11 +704,7 @@ def main():
     if not os.access(args.daemon, os.X_OK):
         raise SystemExit(f"chat.py: no omnirouted binary at {args.daemon} (build it, or --daemon PATH)")
     nofile = raise_nofile(args.connections + 200)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    os.makedirs(args.out, exist_ok=True)
-    out_json = os.path.join(args.out, f"chat-{stamp}.json")
-    out_dir = os.path.join(args.out, f"chat-{stamp}")
-    os.makedirs(out_dir, exist_ok=True)
+    stamp, out_json, out_dir = out_paths(args.out, "chat")
     tmp = tempfile.mkdtemp(prefix="omr-chatbench.")
     binary = os.path.join(tmp, "omnirouted")
     shutil.copy2(args.daemon, binary)   # a rebuild during the run cannot swap it
@@ -833,9 +724,9 @@ def main():
         redis_srv = cf.RedisServer(os.path.join(tmp, "redis"), unixsocket=True)
         redis_srv.start()
         args._redis_sock = redis_srv.unixsocket
-        d = Daemon(binary, tmp, make_config(args, tmp, redis_srv.unixsocket, cf.free_port()))
+        d = Daemon(binary, tmp, "omnirouted", make_config(args, tmp, redis_srv.unixsocket, cf.free_port()))
         d.check_config()
-        d.start()
+        d.start(poll=0.05)
         say(f"omnirouted {out['binary']['sha1'][:12]} (built {out['binary']['built']}) pid {d.pid} "
             f"on 127.0.0.1:{d.port}; redis {redis_srv.unixsocket}; RLIMIT_NOFILE {nofile}; "
             f"daemon's {_nofile_of(d.pid)}")
@@ -858,7 +749,7 @@ def main():
             return took, [v.closed[0] if v.closed else None for v in vs]
         took, codes = loop.run_until_complete(shutdown())
         out["shutdown_seconds"] = round(took, 3)
-        rc_daemon = d.stop()
+        rc_daemon, _ = d.stop(20.0)
         hist = {}
         for c in codes:
             hist[str(c)] = hist.get(str(c), 0) + 1
@@ -867,7 +758,7 @@ def main():
             problems.append(f"on SIGTERM the sockets were closed with {hist} (expected 1001 for all {len(codes)})")
         if rc_daemon != 0:
             problems.append(f"omnirouted exit code on SIGTERM: {rc_daemon}")
-        out["daemon_warnings"] = d.warnings()[:50]
+        out["daemon_warnings"] = warning_lines(d.log_text(d.ready_log_offset))[:50]
         out["background_after"] = bg_load(1.0)
         loop.close()
         status = 0 if not problems else 1
@@ -878,7 +769,7 @@ def main():
         traceback.print_exc()
     finally:
         if d is not None and d.alive():
-            d.stop()
+            d.stop(20.0)
         if redis_srv is not None:
             redis_srv.stop()
         if d is not None and os.path.exists(d.log_path):

@@ -27,31 +27,22 @@ Method and last figures: bench/README.md, section "Email".
 Exit status 0 when every check passed, 1 otherwise.
 """
 
+import importlib.util
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# This file is named email.py: with its directory on sys.path (Python puts
-# the script's directory first), `import email` — the standard library
-# package used by requests, imaplib, smtplib and the helpers — would import
-# this script instead. Drop that entry before anything imports `email`.
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
-REPO = os.path.dirname(HERE)
-TESTS = os.path.join(REPO, "tests", "integration")
-sys.path.insert(0, TESTS)
+# The helpers the Python benches share (bench/benchlib.py), loaded by path;
+# use_test_helpers() takes bench/ off sys.path (bench/email.py would shadow
+# the standard library's email package) and puts tests/integration on it.
 sys.dont_write_bytecode = True
-
-
-import importlib.util  # noqa: E402
-
-# The helpers both Python benches share (bench/benchlib.py), loaded by path:
-# bench/ is not on sys.path (email.py would shadow the standard library).
-_spec = importlib.util.spec_from_file_location("benchlib", os.path.join(HERE, "benchlib.py"))
-benchlib = importlib.util.module_from_spec(_spec)
+_spec = importlib.util.spec_from_file_location(
+    "benchlib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchlib.py"))
+benchlib = sys.modules["benchlib"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(benchlib)
-sys.modules["benchlib"] = benchlib
-benchlib.pytest_stub()
-from benchlib import stat_fields, bg_load, machine_jiffies, pct, proc_cpu, say  # noqa: E402,F401
+benchlib.use_test_helpers()
+from benchlib import (  # noqa: E402
+    BENCH as HERE, REPO, DaemonBench, Meter, bg_load, fmt_cpu, ms, out_paths, pct, per_item, post_pool,
+    proc_cpu, ratio, say, setup_run_teardown, stat_fields, stop_on_signals, store_span, summarize, warning_lines)
 
 
 import argparse  # noqa: E402
@@ -60,25 +51,18 @@ import datetime  # noqa: E402
 import json  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import smtplib  # noqa: E402
-import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 import uuid  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import redis as redis_py  # noqa: E402
 import requests  # noqa: E402
 from urllib3.filepost import encode_multipart_formdata  # noqa: E402
 
 import conftest as cf  # noqa: E402
 import email_helpers as eh  # noqa: E402
 
-HZ = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
 
@@ -98,34 +82,6 @@ def group_cpu(pgid):
             continue
         total += proc_cpu(p.name, children=int(p.name) == pgid)
     return total
-
-
-class Meter:
-    """CPU of named sources (name -> callable returning CPU seconds) and of
-    the machine over a window: begin() ... end() -> {name: %, machine, other}."""
-
-    def __init__(self, sources):
-        self.sources = sources
-
-    def _snap(self):
-        return time.monotonic(), machine_jiffies(), {n: f() for n, f in self.sources.items()}
-
-    def begin(self):
-        self.a = self._snap()
-
-    def end(self):
-        b = self._snap()
-        dt = max(b[0] - self.a[0], 1e-9)
-        self.seconds = {n: b[2][n] - self.a[2][n] for n in self.sources}  # CPU seconds in the window
-        out = {n: round(100.0 * self.seconds[n] / dt) for n in self.sources}
-        dbusy, dtot = b[1][0] - self.a[1][0], b[1][1] - self.a[1][1]
-        out["machine"] = round(100.0 * NCPU * dbusy / dtot) if dtot > 0 else 0
-        out["other"] = max(0, out["machine"] - sum(out[n] for n in self.sources))
-        return out
-
-
-def fmt_cpu(c, order):
-    return ", ".join(f"{n} {c[n]}%" for n in order if n in c) + f", machine {c['machine']}% (other {c['other']}%)"
 
 
 # --------------------------------------------------------------------------
@@ -217,105 +173,13 @@ class SmtpReceiver:
 
 
 # --------------------------------------------------------------------------
-# the daemon
-
-
-class Daemon:
-    def __init__(self, binary, workdir, name, cfg):
-        self.binary = binary
-        self.name = name
-        self.cfg_path = os.path.join(workdir, f"{name}.yaml")
-        self.log_path = os.path.join(workdir, f"{name}.log")
-        self.port = int(cfg["http"]["listen"].rsplit(":", 1)[1])
-        cf.write_config(self.cfg_path, cfg)
-        self.proc = None
-        self.t_spawn = self.t_ready = self.wall_ready = None
-        self.ready_log_offset = 0
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def check_config(self):
-        r = subprocess.run([self.binary, "--check-config", "-c", self.cfg_path], capture_output=True,
-                           text=True, env=cf.daemon_env(), timeout=30)
-        if r.returncode != 0:
-            raise RuntimeError(f"--check-config failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-
-    def start(self, timeout=15.0):
-        log = open(self.log_path, "ab")
-        try:
-            self.t_spawn = time.monotonic()
-            # own session: a Ctrl-C in the terminal reaches only us, and we
-            # stop the daemon with SIGTERM like a service manager would
-            self.proc = subprocess.Popen([self.binary, "-c", self.cfg_path], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=cf.daemon_env(), start_new_session=True)
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        s = requests.Session()
-        last = None
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before ready:\n"
-                                   f"{cf.tail(self.log_path)}")
-            try:
-                r = s.get(self.url("/readyz"), timeout=1)
-                last = r.status_code
-                if r.status_code == 200:
-                    self.t_ready, self.wall_ready = time.monotonic(), time.time()
-                    self.ready_log_offset = os.path.getsize(self.log_path)
-                    s.close()
-                    return self
-            except requests.RequestException as e:
-                last = e
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} not ready within {timeout}s (last /readyz: {last!r}):\n"
-                                   f"{cf.tail(self.log_path)}")
-            time.sleep(0.005)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def cpu(self):
-        return proc_cpu(self.proc.pid) if self.proc else 0.0
-
-    def metrics(self):
-        r = requests.get(self.url("/metrics"), timeout=5)
-        r.raise_for_status()
-        return cf.parse_metrics(r.text)
-
-    def stop(self, timeout=25.0):
-        """SIGTERM; (exit code, seconds). SIGKILL after timeout (code None)."""
-        if self.proc is None:
-            return None, 0.0
-        t0 = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                return None, time.monotonic() - t0
-        return self.proc.returncode, time.monotonic() - t0
-
-    def log_since_ready(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self.ready_log_offset)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-
-LEVEL_RE = re.compile(r"\blevel=(warn\w*|error|crit\w*|fatal)\b")
+# the daemon's log (the daemon: benchlib.Daemon)
 
 
 def log_problems(text):
     """Lines of the daemon log at level warning or worse, and how many of
     each shape (numbers and hex ids folded)."""
-    lines = [ln for ln in text.splitlines() if LEVEL_RE.search(ln)]
+    lines = warning_lines(text)
     shapes = {}
     for ln in lines:
         k = re.sub(r"[0-9A-Fa-f]{8,}|\d+", "#", ln.split(" ", 1)[-1])[:160]
@@ -329,23 +193,6 @@ def log_problems(text):
 
 def dedup_count(rdb):
     return eh.stored_count(rdb)  # SCAN omr:dedup:email:support:*
-
-
-def store_span(rdb):
-    """(messages logged, first, last store) over every conversation log:
-    the entry ids are Redis' clock (ms) at the store."""
-    keys = list(rdb.scan_iter(match="omr:conv:*:log", count=10000))
-    if not keys:
-        return 0, None, None
-    p = rdb.pipeline(transaction=False)
-    for k in keys:
-        p.xrange(k, count=1)
-        p.xrevrange(k, count=1)
-        p.xlen(k)
-    res = p.execute()
-    firsts = [int(r[0][0].split("-")[0]) for r in res[0::3] if r]
-    lasts = [int(r[0][0].split("-")[0]) for r in res[1::3] if r]
-    return sum(res[2::3]), min(firsts) / 1000.0, max(lasts) / 1000.0
 
 
 def check_stored(rdb, mails, problems, provider="email:support", compare=True, details=None):
@@ -387,99 +234,27 @@ def check_stored(rdb, mails, problems, provider="email:support", compare=True, d
 
 
 # --------------------------------------------------------------------------
-# HTTP posting with a pool of keep-alive sessions
-
-
-def post_pool(url_of, requests_, clients, method="POST"):
-    """POST (or `method`) each (body bytes, headers) of requests_ to url_of(i) with `clients` threads,
-    each with its own requests.Session (keep-alive). Returns (t0, results)
-    with results[i] = (status, text, t_sent, t_answered) in monotonic time;
-    t0 is when all threads were released."""
-    results = [None] * len(requests_)
-    counter = iter(range(len(requests_)))
-    lock = threading.Lock()
-    barrier = threading.Barrier(clients + 1)
-    errors = []
-
-    def worker():
-        s = requests.Session()
-        try:
-            barrier.wait()
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                body, headers = requests_[i]
-                t1 = time.monotonic()
-                try:
-                    r = s.request(method, url_of(i), data=body, headers=headers, timeout=60)
-                    results[i] = (r.status_code, r.text, t1, time.monotonic())
-                except requests.RequestException as e:
-                    results[i] = (None, repr(e), t1, time.monotonic())
-        except Exception as e:  # noqa: BLE001 - reported by the caller
-            errors.append(repr(e))
-        finally:
-            s.close()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    t0 = time.monotonic()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"posting threads failed: {errors[:3]}")
-    return t0, results
-
-
-def ms(x):
-    return None if x is None else round(1000.0 * x, 2)
-
-
-# --------------------------------------------------------------------------
 # the bench
 
 
-class Bench:
+class Bench(DaemonBench):
+    ready_poll = 0.005  # the IMAP phase times from ready
+
     def __init__(self, args):
-        self.args = args
-        self.tmp = tempfile.mkdtemp(prefix="omr-emailbench-", dir="/tmp")
-        self.redis = self.dovecot = self.smtp = None
-        self.daemons = []
-        self.failures = []
+        super().__init__(args, "email.py", "omr-emailbench-")
+        self.dovecot = self.smtp = None
         self.notes = []
-        self.runs = []
 
     # setup / teardown -------------------------------------------------------
     def setup(self):
         a = self.args
-        src = a.daemon
-        if not os.path.isfile(src) or not os.access(src, os.X_OK):
-            raise SystemExit(f"email.py: no daemon binary at {src} (build it, or pass --daemon PATH)")
-        # run a copy: a rebuild during the bench cannot swap the binary
-        self.binary = os.path.join(self.tmp, "omnirouted")
-        shutil.copy2(src, self.binary)
-        self.binary_sha1 = subprocess.run(["sha1sum", self.binary], capture_output=True,
-                                          text=True).stdout.split()[0]
-        self.binary_mtime = datetime.datetime.fromtimestamp(os.path.getmtime(src),
-                                                            datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.copy_binary()
         v = subprocess.run([self.binary, "--version"], capture_output=True, text=True, timeout=10)
         self.version = (v.stdout or v.stderr).strip().splitlines()[0] if (v.stdout or v.stderr) else "?"
-
-        self.secrets = Path(self.tmp, "secrets")
-        self.secrets.mkdir()
-        for name, secret in cf.SECRETS.items():  # base_config()'s api adapters
-            f = self.secrets / f"{name}.secret"
-            f.write_text(secret + cf.SECRET_FILE_SUFFIX[name])
-            f.chmod(0o600)
+        self.write_secrets()
 
         say(f"== setup: redis, dovecot, aiosmtpd (temp dir {self.tmp})")
-        self.redis = cf.RedisServer(Path(self.tmp, "redis"), unixsocket=True)
-        self.redis.start()
-        self.rdb = redis_py.Redis(unix_socket_path=self.redis.unixsocket, decode_responses=True,
-                                  socket_timeout=30)
+        self.start_redis()
         self.dovecot = eh.Dovecot()
         self.dovecot.start()
         self.smtp = SmtpReceiver(self.tmp).start()
@@ -497,12 +272,7 @@ class Bench:
                       for i in range(max(0, a.replies - a.mails))]
 
     def teardown(self):
-        for d in self.daemons:
-            try:
-                if d.alive():
-                    d.stop()
-            except Exception:  # noqa: BLE001
-                traceback.print_exc()
+        self.stop_daemons()
         if self.smtp:
             self.smtp.stop()
         if self.dovecot:
@@ -512,14 +282,7 @@ class Bench:
                 except OSError:
                     pass
             self.dovecot.cleanup()
-        if self.redis:
-            self.redis.stop()
-        if self.args.keep_tmp:
-            say(f"kept temp dir {self.tmp}")
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-
-    out_logs = None
+        self.remove_tmp()
 
     def fail(self, run, what):
         msg = f"run {run}: {what}"
@@ -536,23 +299,10 @@ class Bench:
                         imap={"poll_interval": self.args.poll, "batch": self.args.batch})
         return eh.email_config(cfg, str(self.secrets), [mb])
 
-    def start_daemon(self, name, **kw):
-        d = Daemon(self.binary, self.tmp, name, self.config(**kw))
-        d.check_config()
-        self.daemons.append(d)
-        return d.start()
-
     def stop_daemon(self, run, d, res):
         """SIGTERM, exit 0 expected; warnings after ready go to res."""
-        alive = d.alive()
-        rc, secs = d.stop()
-        res["daemon_exit"] = rc
-        res["daemon_stop_s"] = round(secs, 2)
-        if not alive:
-            self.fail(run, f"{d.name} had exited on its own before the stop (code {rc})")
-        elif rc != 0:
-            self.fail(run, f"{d.name} exit code {rc} after SIGTERM ({secs:.1f} s)")
-        lines, shapes = log_problems(d.log_since_ready())
+        self.stop_checked(run, d, res)
+        lines, shapes = log_problems(d.log_text(d.ready_log_offset))
         res["log_warnings"] = len(lines)
         res["log_warning_shapes"] = dict(sorted(shapes.items(), key=lambda kv: -kv[1])[:10])
         if lines:
@@ -631,7 +381,7 @@ class Bench:
         n = len(self.mails)
         self.rdb.flushall()
         self.reset_seen()
-        d = self.start_daemon(f"imap-{run}", imap=True, mailgun=False, smtp=False)
+        d = self.start_daemon(f"imap-{run}", self.config(imap=True, mailgun=False, smtp=False))
         res = {}
         mt = self.meter(daemon=d.cpu)
         mt.begin()
@@ -707,7 +457,7 @@ class Bench:
         a = self.args
         n = len(self.mails)
         self.rdb.flushall()
-        d = self.start_daemon(f"mailgun-smtp-{run}", imap=False, mailgun=True, smtp=True)
+        d = self.start_daemon(f"mailgun-smtp-{run}", self.config(imap=False, mailgun=True, smtp=True))
         url = d.url("/v1/email/mailgun/support")
         # the client's own limit: the same pool, N x GET /healthz (no work)
         mt = self.meter(daemon=d.cpu)
@@ -997,30 +747,6 @@ def email_metrics(m):
     return out
 
 
-def per_item(seconds, n):
-    """CPU milliseconds per item of each source over a window."""
-    return {k: round(1000.0 * v / n, 3) for k, v in seconds.items()} if n else None
-
-
-def ratio(a, b):
-    return round(a / b, 3) if a and b else None
-
-
-def summarize(runs, path):
-    """median and range over runs of the figure at path (tuple of keys)."""
-    vals = []
-    for r in runs:
-        x = r
-        for k in path:
-            x = x.get(k) if isinstance(x, dict) else None
-        if isinstance(x, (int, float)):
-            vals.append(x)
-    if not vals:
-        return None
-    return {"median": round(statistics.median(vals), 3), "min": min(vals), "max": max(vals), "n": len(vals),
-            "values": vals}
-
-
 FIGURES = [
     ("IMAP ingest (daemon)", ("imap", "mails_per_s"), "mails/s"),
     ("  daemon CPU ms per mail", ("imap", "cpu_ms_per_mail", "daemon"), "ms"),
@@ -1067,35 +793,15 @@ def main():
         p.error("--mails, --replies, --runs, --clients and --ceiling-reps must be >= 1")
     args.daemon = os.path.abspath(args.daemon)
 
-    # SIGTERM / SIGHUP end the run like Ctrl-C: the finally below stops everything
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    os.makedirs(args.out, exist_ok=True)
-    out_json = os.path.join(args.out, f"email-{stamp}.json")
-    logs = os.path.join(args.out, f"email-{stamp}")
-    os.makedirs(logs, exist_ok=True)
+    stop_on_signals()  # SIGTERM / SIGHUP end the run like Ctrl-C
+    stamp, out_json, logs = out_paths(args.out, "email")
 
     b = Bench(args)
     b.out_logs = logs
-    aborted = None
     t_begin = time.monotonic()
     bg_before = bg_load(1.0)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
-    try:
-        b.setup()
-        b.run()
-    except KeyboardInterrupt as e:
-        aborted = f"interrupted ({e or 'Ctrl-C'})"
-        say(f"email.py: {aborted}; stopping what was started")
-    except Exception as e:  # noqa: BLE001
-        aborted = f"{type(e).__name__}: {e}"
-        traceback.print_exc()
-    finally:
-        b.teardown()
+    aborted = setup_run_teardown(b, "email.py")
     bg_after = bg_load(1.0)
     load_after = Path("/proc/loadavg").read_text().split()[:3]
 
@@ -1104,7 +810,8 @@ def main():
     redis_v = subprocess.run([cf.REDIS_SERVER, "--version"], capture_output=True, text=True).stdout.strip()
     dovecot_v = subprocess.run([eh.DOVECOT, "--version"], capture_output=True, text=True).stdout.strip()
     import aiosmtpd
-    summary = {".".join(path): dict(summarize(b.runs, path) or {}, label=label.strip(), unit=unit)
+    summary = {".".join(path): dict(summarize(b.runs, path, keep_values=True) or {}, label=label.strip(),
+                                    unit=unit)
                for label, path, unit in FIGURES}
     doc = {
         "bench": "bench/email.py",
@@ -1125,7 +832,8 @@ def main():
                      "corpus_bytes": getattr(b, "corpus_bytes", None), "charsets": eh.CHARSETS,
                      "redis": "unix socket, no persistence", "dovecot": "maildir, mail_fsync=never"},
         "summary": summary,
-        "summary_idle_runs": {".".join(path): summarize([r for r in b.runs if r.get("idle")], path)
+        "summary_idle_runs": {".".join(path): summarize([r for r in b.runs if r.get("idle")], path,
+                                                        keep_values=True)
                               for _label, path, _unit in FIGURES},
         "runs": b.runs,
         "failures": b.failures,

@@ -35,27 +35,22 @@ bench/README.md, section "Social".
 Exit status 0 when every check passed, 1 otherwise.
 """
 
+import importlib.util
 import os
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-TESTS = os.path.join(REPO, "tests", "integration")
-# bench/ off sys.path (bench/email.py would shadow the standard library's
-# email package, which requests and http.client import).
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
-sys.path.insert(0, TESTS)
+# The helpers the Python benches share (bench/benchlib.py), loaded by path;
+# use_test_helpers() takes bench/ off sys.path (bench/email.py would shadow
+# the standard library's email package) and puts tests/integration on it.
 sys.dont_write_bytecode = True
-
-
-import importlib.util  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("benchlib", os.path.join(HERE, "benchlib.py"))
-benchlib = importlib.util.module_from_spec(_spec)
+_spec = importlib.util.spec_from_file_location(
+    "benchlib", os.path.join(os.path.dirname(os.path.abspath(__file__)), "benchlib.py"))
+benchlib = sys.modules["benchlib"] = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(benchlib)
-sys.modules["benchlib"] = benchlib
-benchlib.pytest_stub()
-from benchlib import bg_load, machine_jiffies, pct, proc_cpu, say  # noqa: E402
+benchlib.use_test_helpers()
+from benchlib import (  # noqa: E402
+    BENCH as HERE, REPO, DaemonBench, Meter, bg_load, fmt_cpu, ms, out_paths, pct, per_item, post_pool,
+    proc_cpu, ratio, say, setup_run_teardown, stop_on_signals, store_span, summarize, warning_lines)
 
 
 import argparse  # noqa: E402
@@ -71,10 +66,8 @@ import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
-import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 NCPU = os.cpu_count() or 1
@@ -100,18 +93,23 @@ def ceiling_child(argv):
     for _ in range(reps):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         items = requests_ = 0
+
+        def get(path):
+            """One page: GET path on the keep-alive connection, its JSON."""
+            nonlocal requests_
+            c.request("GET", path, headers=hdr)
+            r = c.getresponse()
+            body = r.read()
+            requests_ += 1
+            if r.status != 200:
+                raise SystemExit(f"ceiling: HTTP {r.status}: {body[:200]!r}")
+            return json.loads(body)
+
         t0 = time.monotonic()
         if kind == "mastodon":
             cursor = "0"
             while True:
-                c.request("GET", f"/api/v1/notifications?types[]=mention&limit={page}&min_id={cursor}",
-                          headers=hdr)
-                r = c.getresponse()
-                body = r.read()
-                requests_ += 1
-                if r.status != 200:
-                    raise SystemExit(f"ceiling: HTTP {r.status}: {body[:200]!r}")
-                arr = json.loads(body)
+                arr = get(f"/api/v1/notifications?types[]=mention&limit={page}&min_id={cursor}")
                 items += len(arr)
                 if len(arr) < page:
                     break
@@ -119,14 +117,7 @@ def ceiling_child(argv):
         else:
             token_q = ""
             while True:
-                c.request("GET", f"/2/users/{user_id}/mentions?max_results={page}&{X_FIELDS}{token_q}",
-                          headers=hdr)
-                r = c.getresponse()
-                body = r.read()
-                requests_ += 1
-                if r.status != 200:
-                    raise SystemExit(f"ceiling: HTTP {r.status}: {body[:200]!r}")
-                doc = json.loads(body)
+                doc = get(f"/2/users/{user_id}/mentions?max_results={page}&{X_FIELDS}{token_q}")
                 items += len(doc.get("data") or [])
                 nt = (doc.get("meta") or {}).get("next_token")
                 if not nt:
@@ -155,179 +146,7 @@ import social_helpers as sh  # noqa: E402
 
 
 # --------------------------------------------------------------------------
-# CPU accounting (/proc): 100% = one core
-
-
-class Meter:
-    """CPU of named sources (name -> callable returning CPU seconds) and of
-    the machine over a window: begin() ... end() -> {name: %, machine, other}."""
-
-    def __init__(self, sources):
-        self.sources = sources
-
-    def _snap(self):
-        return time.monotonic(), machine_jiffies(), {n: f() for n, f in self.sources.items()}
-
-    def begin(self):
-        self.a = self._snap()
-        return self
-
-    def end(self):
-        b = self._snap()
-        dt = max(b[0] - self.a[0], 1e-9)
-        self.seconds = {n: b[2][n] - self.a[2][n] for n in self.sources}
-        out = {n: round(100.0 * self.seconds[n] / dt) for n in self.sources}
-        dbusy, dtot = b[1][0] - self.a[1][0], b[1][1] - self.a[1][1]
-        out["machine"] = round(100.0 * NCPU * dbusy / dtot) if dtot > 0 else 0
-        out["other"] = max(0, out["machine"] - sum(out[n] for n in self.sources))
-        out["window_s"] = round(dt, 3)
-        return out
-
-
-def fmt_cpu(c, order):
-    return ", ".join(f"{n} {c[n]}%" for n in order if n in c) + f", machine {c['machine']}% (other {c['other']}%)"
-
-
-def per_item(seconds, n):
-    return {k: round(1000.0 * v / n, 3) for k, v in seconds.items()} if n else None
-
-
-def ms(x):
-    return None if x is None else round(1000.0 * x, 2)
-
-
-def ratio(a, b):
-    return round(a / b, 3) if a and b else None
-
-
-# --------------------------------------------------------------------------
-# the daemon
-
-
-class Daemon:
-    def __init__(self, binary, workdir, name, cfg):
-        self.binary = binary
-        self.name = name
-        self.cfg_path = os.path.join(workdir, f"{name}.yaml")
-        self.log_path = os.path.join(workdir, f"{name}.log")
-        self.port = int(cfg["http"]["listen"].rsplit(":", 1)[1])
-        cf.write_config(self.cfg_path, cfg)
-        self.proc = None
-        self.ready_log_offset = 0
-        self.exits = []  # (how, exit code) of earlier processes of this daemon
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def check_config(self):
-        r = subprocess.run([self.binary, "--check-config", "-c", self.cfg_path], capture_output=True,
-                           text=True, env=cf.daemon_env(), timeout=30)
-        if r.returncode != 0:
-            raise RuntimeError(f"--check-config failed ({r.returncode}):\n{r.stdout}{r.stderr}")
-
-    def start(self, timeout=15.0):
-        log = open(self.log_path, "ab")
-        try:
-            # own session: a Ctrl-C in the terminal reaches only us
-            self.proc = subprocess.Popen([self.binary, "-c", self.cfg_path], stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=cf.daemon_env(), start_new_session=True)
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        s = requests.Session()
-        last = None
-        try:
-            while True:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.proc.returncode} before ready:\n"
-                                       f"{cf.tail(self.log_path)}")
-                try:
-                    r = s.get(self.url("/readyz"), timeout=1)
-                    last = r.status_code
-                    if r.status_code == 200:
-                        self.ready_log_offset = os.path.getsize(self.log_path)
-                        return self
-                except requests.RequestException as e:
-                    last = e
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{self.name} not ready within {timeout}s (last /readyz: {last!r}):\n"
-                                       f"{cf.tail(self.log_path)}")
-                time.sleep(0.01)
-        finally:
-            s.close()
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def cpu(self):
-        return proc_cpu(self.proc.pid) if self.proc else 0.0
-
-    def metrics(self):
-        r = requests.get(self.url("/metrics"), timeout=5)
-        r.raise_for_status()
-        return cf.parse_metrics(r.text)
-
-    def kill(self):
-        """SIGKILL (a crash) and reap."""
-        self.proc.kill()
-        self.proc.wait(10)
-        self.exits.append(("SIGKILL", self.proc.returncode))
-
-    def stop(self, timeout=25.0):
-        """SIGTERM; (exit code, seconds). SIGKILL after timeout (code None)."""
-        if self.proc is None:
-            return None, 0.0
-        t0 = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-                return None, time.monotonic() - t0
-        return self.proc.returncode, time.monotonic() - t0
-
-    def log_text(self, since=0):
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(since)
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-
-LEVEL_RE = re.compile(r"\blevel=(warn\w*|error|err|crit\w*|fatal)\b")
-
-
-def log_problems(text):
-    return [ln for ln in text.splitlines() if LEVEL_RE.search(ln)]
-
-
-# --------------------------------------------------------------------------
 # Redis readers
-
-
-def store_span(rdb):
-    """(messages logged, first, last store) over every conversation log:
-    the entry ids are Redis' clock (ms) at the store; wall seconds."""
-    keys = list(rdb.scan_iter(match="omr:conv:*:log", count=10000))
-    if not keys:
-        return 0, None, None
-    p = rdb.pipeline(transaction=False)
-    for k in keys:
-        p.xrange(k, count=1)
-        p.xrevrange(k, count=1)
-        p.xlen(k)
-    res = p.execute()
-    firsts = [int(r[0][0].split("-")[0]) for r in res[0::3] if r]
-    lasts = [int(r[0][0].split("-")[0]) for r in res[1::3] if r]
-    return sum(res[2::3]), min(firsts) / 1000.0, max(lasts) / 1000.0
 
 
 def exactly_once(rdb, provider, ids):
@@ -340,100 +159,24 @@ def exactly_once(rdb, provider, ids):
 
 
 # --------------------------------------------------------------------------
-# HTTP posting with a pool of keep-alive sessions (as bench/email.py)
-
-
-def post_pool(url_of, reqs, clients, warm_url, method="POST"):
-    """Send each (body, headers) of reqs to url_of(i) with `clients` threads,
-    one requests.Session (keep-alive) each. Returns (t0, results) with
-    results[i] = (status, text, t_sent, t_answered), monotonic; t0 is when
-    all threads were released."""
-    results = [None] * len(reqs)
-    counter = iter(range(len(reqs)))
-    lock = threading.Lock()
-    barrier = threading.Barrier(clients + 1)
-    errors = []
-
-    def worker():
-        s = requests.Session()
-        try:
-            # one request first, so that every session has its connection
-            # before the clock starts
-            s.get(warm_url, timeout=10)
-            barrier.wait()
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                body, headers = reqs[i]
-                t1 = time.monotonic()
-                try:
-                    r = s.request(method, url_of(i), data=body, headers=headers, timeout=60)
-                    results[i] = (r.status_code, r.text, t1, time.monotonic())
-                except requests.RequestException as e:
-                    results[i] = (None, repr(e), t1, time.monotonic())
-        except Exception as e:  # noqa: BLE001 - reported by the caller
-            errors.append(repr(e))
-            try:
-                barrier.abort()
-            except Exception:  # noqa: BLE001
-                pass
-        finally:
-            s.close()
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    t0 = time.monotonic()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"posting threads failed: {errors[:3]}")
-    return t0, results
-
-
-# --------------------------------------------------------------------------
 # the bench
 
 
-class Bench:
+class Bench(DaemonBench):
     def __init__(self, args):
-        self.args = args
-        self.tmp = tempfile.mkdtemp(prefix="omr-socialbench-", dir="/tmp")
-        self.redis = None
+        super().__init__(args, "social.py", "omr-socialbench-")
         self.graph = None
-        self.daemons = []
         self.fakes = []
-        self.failures = []
-        self.runs = []
         self.lease = None
-        self.out_logs = None
         self.rng = random.Random(args.seed)
 
     # setup / teardown -----------------------------------------------------
     def setup(self):
-        a = self.args
-        if not os.path.isfile(a.daemon) or not os.access(a.daemon, os.X_OK):
-            raise SystemExit(f"social.py: no daemon binary at {a.daemon} (build it, or pass --daemon PATH)")
-        self.binary = os.path.join(self.tmp, "omnirouted")
-        shutil.copy2(a.daemon, self.binary)  # a rebuild during the bench cannot swap it
-        self.binary_sha1 = hashlib.sha1(Path(self.binary).read_bytes()).hexdigest()
-        self.binary_mtime = datetime.datetime.fromtimestamp(os.path.getmtime(a.daemon), datetime.timezone.utc
-                                                            ).strftime("%Y-%m-%d %H:%M UTC")
-        self.secrets = Path(self.tmp, "secrets")
-        self.secrets.mkdir()
-        for name, secret in cf.SECRETS.items():  # base_config()'s api adapters
-            f = self.secrets / f"{name}.secret"
-            f.write_text(secret + cf.SECRET_FILE_SUFFIX[name])
-            f.chmod(0o600)
+        self.copy_binary()
+        self.write_secrets()
         mh.write_meta_secrets(self.secrets)
         say(f"== setup: redis (temp dir {self.tmp}); omnirouted {self.binary_sha1[:12]} (built {self.binary_mtime})")
-        self.redis = cf.RedisServer(Path(self.tmp, "redis"), unixsocket=True)
-        self.redis.start()
-        self.rdb = redis_py.Redis(unix_socket_path=self.redis.unixsocket, decode_responses=True,
-                                  socket_timeout=30)
+        self.start_redis()
         self.graph = mh.FakeGraph()  # the Meta app's graph_base (no reply is sent)
 
     def teardown(self):
@@ -441,15 +184,11 @@ class Bench:
         # check only what came after ready): listed, not a failure
         self.daemon_warnings = {}
         for d in self.daemons:
-            lines = log_problems(d.log_text())
+            lines = warning_lines(d.log_text())
             if lines:
                 self.daemon_warnings[d.name] = lines[:20]
+        self.stop_daemons()
         for d in self.daemons:
-            try:
-                if d.alive():
-                    d.stop()
-            except Exception:  # noqa: BLE001
-                traceback.print_exc()
             if self.out_logs and os.path.exists(d.log_path):
                 shutil.copy2(d.log_path, os.path.join(self.out_logs, f"{d.name}.log"))
         for f in self.fakes:
@@ -459,16 +198,17 @@ class Bench:
                 pass
         if self.graph:
             self.graph.close()
-        if self.redis:
-            self.redis.stop()
-        if self.args.keep_tmp:
-            say(f"kept temp dir {self.tmp}")
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        self.remove_tmp()
 
     def fail(self, phase, what):
         self.failures.append(f"{phase}: {what}")
         say(f"   FAIL ({phase}): {what}")
+
+    def checked(self, phase, res, problems):
+        """Each problem fails the phase; res["checks"] lists them ("ok": none)."""
+        for p in problems:
+            self.fail(phase, p)
+        res["checks"] = problems or "ok"
 
     # helpers ------------------------------------------------------------------
     def config(self, port=None, **connectors):
@@ -477,31 +217,39 @@ class Bench:
         cfg["connectors"].update(connectors)
         return cfg
 
-    def start_daemon(self, name, cfg):
-        d = Daemon(self.binary, self.tmp, name, cfg)
-        d.check_config()
-        self.daemons.append(d)
-        return d.start()
-
     def stop_daemon(self, phase, d, res):
-        alive = d.alive()
-        rc, secs = d.stop()
-        res["daemon_exit"] = rc
-        res["daemon_stop_s"] = round(secs, 3)
-        if not alive:
-            self.fail(phase, f"{d.name} had exited on its own (code {rc})")
-        elif rc != 0:
-            self.fail(phase, f"{d.name} exit code {rc} after SIGTERM ({secs:.1f} s)")
-        lines = log_problems(d.log_text(d.ready_log_offset))
+        """SIGTERM, exit 0 expected; warnings after ready go to res."""
+        self.stop_checked(phase, d, res)
+        lines = warning_lines(d.log_text(d.ready_log_offset))
         res["log_warnings"] = lines[:20]
         if lines:
             say(f"   daemon log after ready: {len(lines)} warning/error lines, e.g. {lines[0][:200]}")
+
+    def metric_problems(self, d, res, n, polls_of=None):
+        """The daemon's own counters: n messages stored (into res
+        metric_stored); with polls_of (a provider), every poll of it ended
+        ok (res polls). The problems, as a list."""
+        problems = []
+        try:
+            m = d.metrics()
+            if polls_of:
+                res["polls"] = {o: cf.metric(m, "omr_polls_total", source=polls_of, outcome=o)
+                                for o in ("ok", "error", "rate_limited", "disabled", "unavailable")}
+            stored = cf.metric(m, "omr_messages_ingested_total", outcome="stored")
+            res["metric_stored"] = stored
+            if stored != n:
+                problems.append(f"omr_messages_ingested_total{{outcome=stored}} = {stored:g}, want {n}")
+            if polls_of and any(res["polls"][o] for o in ("error", "rate_limited", "disabled", "unavailable")):
+                problems.append(f"omr_polls_total outcomes {res['polls']}")
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"GET /metrics: {e!r}")
+        return problems
 
     def meter(self, **extra):
         src = {"redis": lambda: proc_cpu(self.redis.proc.pid),
                "bench+fake": lambda: proc_cpu(os.getpid())}
         src.update(extra)
-        return Meter(src)
+        return Meter(src, window_key="window_s")
 
     def fake(self, cls, **kw):
         f = cls(**kw)
@@ -546,20 +294,12 @@ class Bench:
         n = a.mentions
         phase = f"run {run} {kind}"
         self.rdb.flushall()
-        if kind == "mastodon":
-            fake = self.fake(sh.FakeMastodon, limit_per_window=10**9, window_s=3600)
-            page = a.mastodon_page
-            acct = sh.mastodon_account(fake, self.secrets, page_size=page, poll_interval=a.poll, lease="30s",
-                                       timeout="10s")
-            cfg = self.config(mastodon={"accounts": [acct]})
-            provider = MASTODON
-        else:
-            fake = self.fake(sh.FakeX, limit_per_window=10**9, window_s=3600)
-            page = a.x_page
-            acct = sh.x_account(fake, self.secrets, page_size=page, poll_interval=a.poll, lease="30s",
-                                timeout="10s")
-            cfg = self.config(x={"accounts": [acct]})
-            provider = XP
+        fake_class, account, page, provider = (
+            (sh.FakeMastodon, sh.mastodon_account, a.mastodon_page, MASTODON) if kind == "mastodon" else
+            (sh.FakeX, sh.x_account, a.x_page, XP))
+        fake = self.fake(fake_class, limit_per_window=10**9, window_s=3600)
+        acct = account(fake, self.secrets, page_size=page, poll_interval=a.poll, lease="30s", timeout="10s")
+        cfg = self.config(**{kind: {"accounts": [acct]}})
         cursor_key = f"omr:cursor:{provider}"
         res = {"kind": kind, "mentions": n, "page_size": page, "poll_interval": a.poll}
         try:
@@ -639,21 +379,8 @@ class Bench:
             bad = [r for r in reqs if r.status != 200]
             if bad:
                 problems.append(f"{len(bad)} requests answered non-200, e.g. {bad[:3]!r}")
-            try:
-                m = d.metrics()
-                res["polls"] = {o: cf.metric(m, "omr_polls_total", source=provider, outcome=o)
-                                for o in ("ok", "error", "rate_limited", "disabled", "unavailable")}
-                stored = cf.metric(m, "omr_messages_ingested_total", outcome="stored")
-                res["metric_stored"] = stored
-                if stored != n:
-                    problems.append(f"omr_messages_ingested_total{{outcome=stored}} = {stored:g}, want {n}")
-                if any(res["polls"][o] for o in ("error", "rate_limited", "disabled", "unavailable")):
-                    problems.append(f"omr_polls_total outcomes {res['polls']}")
-            except Exception as e:  # noqa: BLE001
-                problems.append(f"GET /metrics: {e!r}")
-            for p in problems:
-                self.fail(phase, p)
-            res["checks"] = problems or "ok"
+            problems += self.metric_problems(d, res, n, polls_of=provider)
+            self.checked(phase, res, problems)
             self.stop_daemon(phase, d, res)
             # the ceiling, with the daemon gone: the same fake, the same pages
             mt = self.meter().begin()
@@ -753,16 +480,8 @@ class Bench:
         if answers.get("as expected", 0) != len(reqs):
             problems.append(f"answers {answers}, want {len(reqs)} x stored all, no duplicates")
         problems += exactly_once(self.rdb, META, mids)
-        try:
-            stored = cf.metric(d.metrics(), "omr_messages_ingested_total", outcome="stored")
-            res["metric_stored"] = stored
-            if stored != m_n:
-                problems.append(f"omr_messages_ingested_total{{outcome=stored}} = {stored:g}, want {m_n}")
-        except Exception as e:  # noqa: BLE001
-            problems.append(f"GET /metrics: {e!r}")
-        for p in problems:
-            self.fail(phase, p)
-        res["checks"] = problems or "ok"
+        problems += self.metric_problems(d, res, m_n)
+        self.checked(phase, res, problems)
         self.stop_daemon(phase, d, res)
         say(f"   meta webhooks ({m_n} messages in {len(reqs)} signed deliveries of {batch}, {a.clients} sessions): "
             f"{res['messages_per_s']:.0f} messages/s = {res['requests_per_s']:.0f} req/s ({secs:.2f} s; p50 "
@@ -910,9 +629,7 @@ class Bench:
                 problems.append(f"two rounds {min(g) * 1000:.0f} ms apart (interval {a.lease_interval})")
             if fake.violations:
                 problems.append(f"{len(fake.violations)} rate-limit violations")
-            for p in problems:
-                self.fail(phase, p)
-            res["checks"] = problems or "ok"
+            self.checked(phase, res, problems)
             for w, d in dm.items():
                 if d.alive():
                     sub = {}
@@ -956,19 +673,6 @@ class Bench:
         if "lease" in a.phases:
             say("== lease handover (two daemons, one Mastodon account)")
             self.lease = self.lease_phase()
-
-
-def summarize(runs, path):
-    vals = []
-    for r in runs:
-        x = r
-        for k in path:
-            x = x.get(k) if isinstance(x, dict) else None
-        if isinstance(x, (int, float)):
-            vals.append(x)
-    if not vals:
-        return None
-    return {"median": round(statistics.median(vals), 3), "min": min(vals), "max": max(vals), "n": len(vals)}
 
 
 FIGURES = [
@@ -1062,33 +766,14 @@ def main():
     # bench does too unless --fake-nagle asks for the fakes' default.
     BaseHTTPRequestHandler.disable_nagle_algorithm = not args.fake_nagle
 
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    os.makedirs(args.out, exist_ok=True)
-    out_json = os.path.join(args.out, f"social-{stamp}.json")
-    logs = os.path.join(args.out, f"social-{stamp}")
-    os.makedirs(logs, exist_ok=True)
+    stop_on_signals()
+    stamp, out_json, logs = out_paths(args.out, "social")
 
     b = Bench(args)
     b.out_logs = logs
-    aborted = None
     t_begin = time.monotonic()
     bg_before = bg_load(1.0)
-    try:
-        b.setup()
-        b.run()
-    except KeyboardInterrupt as e:
-        aborted = f"interrupted ({e or 'Ctrl-C'})"
-        say(f"social.py: {aborted}; stopping what was started")
-    except Exception as e:  # noqa: BLE001
-        aborted = f"{type(e).__name__}: {e}"
-        traceback.print_exc()
-    finally:
-        b.teardown()
+    aborted = setup_run_teardown(b, "social.py")
     bg_after = bg_load(1.0)
 
     idle = [r for r in b.runs if r.get("idle")]

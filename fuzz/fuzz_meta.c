@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../connectors/meta.h"
+#include "roundtrip.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -18,22 +19,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         abort();
                 return 0;
         }
-        if (b.n + b.skipped != b.items || b.items > OMR_META_MAX_ITEMS)
+        if (b.n + b.skipped + b.invalid != b.items || b.items > OMR_META_MAX_ITEMS)
                 abort();
         for (size_t i = 0; i < b.n; i++) {
                 struct omr_message *m = b.msgs[i];
                 if (m->external_id == NULL || m->customer.id == NULL || m->thread_key == NULL ||
                     m->text == NULL || (*m->text == '\0' && m->n_attachments == 0))
                         abort();
-                memcpy(m->id, "01ARZ3NDEKTSV4RRFFQ69G5FAV", OMR_ID_LEN + 1);
-                json_t *out = omr_message_to_json(m);
-                char e[256];
-                struct omr_message *back = out ? omr_message_from_json(out, e, sizeof(e)) : NULL;
-                /* What the parser accepted must survive its own encoding. */
-                if (out && back == NULL)
-                        abort();
-                omr_message_free(back);
-                json_decref(out);
+                omr_fuzz_roundtrip(m);
         }
         omr_meta_batch_free(&b);
         return 0;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "omniroute/message.h"
+#include "roundtrip.h"
 #include "social/social.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -44,6 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 if (!m->external_id || !m->customer.id || !m->text ||
                                     !g_utf8_validate(m->text, -1, NULL))
                                         abort();
+                                omr_fuzz_roundtrip(page.msgs[i]);
                                 omr_message_free(page.msgs[i]);
                         }
                 }

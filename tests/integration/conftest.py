@@ -137,6 +137,15 @@ def wait_until(pred, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def quiet(check, seconds, interval=0.05):
+    """check() must stay true for `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert check(), "condition broke during the quiet period"
+        time.sleep(interval)
+    assert check()
+
+
 def tail(path, n=60):
     try:
         data = Path(path).read_bytes()
@@ -528,15 +537,20 @@ def rdb(redis_server):
     c.close()
 
 
-@pytest.fixture
-def secrets_dir(tmp_path):
-    d = tmp_path / "secrets"
-    d.mkdir()
+def write_secrets(d):
+    """The secret files of base_config()'s api adapters in directory d."""
     for name, secret in SECRETS.items():
         f = d / f"{name}.secret"
         f.write_text(secret + SECRET_FILE_SUFFIX[name])
         f.chmod(0o600)
     return d
+
+
+@pytest.fixture
+def secrets_dir(tmp_path):
+    d = tmp_path / "secrets"
+    d.mkdir()
+    return write_secrets(d)
 
 
 def base_config(redis_url, secrets_dir, port):
@@ -640,6 +654,17 @@ def start_daemon(request, tmp_path, redis_factory):
 
 def write_config(path, cfg):
     Path(path).write_text(to_yaml(cfg) + "\n", encoding="utf-8")
+
+
+def offline_config(tmp_path):
+    """(base_config(), its secrets dir) for --check-config tests: a
+    placeholder secret file for each api adapter in tmp_path/secrets, and a
+    Redis URL that nothing listens on."""
+    sec = tmp_path / "secrets"
+    sec.mkdir()
+    for n in SECRETS:
+        (sec / f"{n}.secret").write_text("s\n")
+    return base_config("redis://127.0.0.1:1/0", sec, free_port()), sec
 
 
 def _duration_s(v):

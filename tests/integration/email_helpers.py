@@ -953,13 +953,3 @@ def assert_json_error(resp, status):
     j = resp.json()
     assert isinstance(j, dict) and isinstance(j.get("error"), str) and j["error"], j
     return j
-
-
-def quiet(check, seconds, interval=0.05):
-    """check() must stay true for `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert check(), "condition broke during the quiet period"
-        time.sleep(interval)
-    assert check()
-

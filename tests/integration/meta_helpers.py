@@ -14,10 +14,10 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
+from fake_http import FakeHTTP, send_answer, wait_for
 from sms_helpers import API_TOKENS
 
 # --------------------------------------------------------------------------
@@ -191,43 +191,18 @@ class GraphRequest:
 _SEND_PATH = re.compile(r"^/" + re.escape(GRAPH_VERSION) + r"/me/messages$")
 
 
-class FakeGraph:
-    """POST /<version>/me/messages on 127.0.0.1:<free port>. Answers
-    scripted ones first (script()), then 200 {"recipient_id", "message_id"}."""
+class FakeGraph(FakeHTTP):
+    """POST /<version>/me/messages on 127.0.0.1:<free port> (fake_http).
+    Answers scripted ones first (script()), then 200 {"recipient_id",
+    "message_id"}."""
+
+    methods = ("GET", "POST")
 
     def __init__(self):
         self.lock = threading.Condition()
         self.recorded = []
         self.scripted = deque()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Head and body are written separately: without this each
-            # answer waits ~40 ms for the client's delayed ACK (Nagle).
-            disable_nagle_algorithm = True
-
-            def log_message(self, *a):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(n) if n else b""
-                fake._serve(self, body)
-
-            do_GET = do_POST
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.start_http()
 
     def script(self, *answers):
         with self.lock:
@@ -251,27 +226,13 @@ class FakeGraph:
         with self.lock:
             self.recorded.append(rec)
             self.lock.notify_all()
-        h.send_response(status)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
+        send_answer(h, status, {"Content-Type": "application/json"}, data)
 
     def requests(self):
         with self.lock:
             return list(self.recorded)
 
     def wait_requests(self, n, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while len(self.recorded) < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"fake Graph API: {len(self.recorded)} request(s) within "
-                                         f"{timeout}s, expected {n}: {self.recorded!r}")
-                self.lock.wait(min(left, 0.1))
-            return list(self.recorded)
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        return wait_for(self.lock, lambda: list(self.recorded), n, timeout, 0.1,
+                        lambda got: f"fake Graph API: {len(got)} request(s) within {timeout}s, expected {n}: "
+                                    f"{got!r}")

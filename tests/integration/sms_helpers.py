@@ -17,10 +17,11 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
+
+from fake_http import FakeHTTP, send_answer, wait_for
 
 HERE = Path(__file__).resolve().parent
 JS_DIR = HERE.parent / "js"
@@ -497,8 +498,9 @@ class Recorded:
 _TWILIO_PATH = re.compile(r"^/2010-04-01/Accounts/([^/]+)/Messages\.json$")
 
 
-class FakeProvider:
-    """Twilio's Messages API and Vonage's /sms/json on 127.0.0.1:<free port>.
+class FakeProvider(FakeHTTP):
+    """Twilio's Messages API and Vonage's /sms/json on 127.0.0.1:<free port>
+    (fake_http).
 
     script(provider, *answers): answers to give, in order, to the next
     requests for that provider ("twilio" | "vonage"); when the script is
@@ -510,50 +512,7 @@ class FakeProvider:
         self.arrived = []  # requests as they arrive (before any scripted delay)
         self.scripts = {"twilio": deque(), "vonage": deque()}
         self.default = {"twilio": None, "vonage": None}
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def _body(self):
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    out = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return out
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n) if n else b""
-
-            def _handle(self):
-                body = self._body()
-                parsed = urllib.parse.urlsplit(self.path)
-                fake._serve(self, parsed.path, parsed.query, body)
-
-            do_POST = _handle
-            do_GET = _handle
-            do_PUT = _handle
-            do_DELETE = _handle
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-            def handle_error(self, request, client_address):
-                pass  # a client that went away (e.g. a killed daemon) is not news
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
+        self.start_http()
 
     # scripting --------------------------------------------------------------
     def script(self, provider, *answers):
@@ -561,7 +520,9 @@ class FakeProvider:
             self.scripts[provider].extend(answers)
 
     # serving ----------------------------------------------------------------
-    def _serve(self, h, path, query, body):
+    def _serve(self, h, body):
+        parsed = urllib.parse.urlsplit(h.path)
+        path, query = parsed.path, parsed.query
         headers = {k.lower(): v for k, v in h.headers.items()}
         m = _TWILIO_PATH.match(path)
         provider = "twilio" if m and h.command == "POST" else \
@@ -589,16 +550,9 @@ class FakeProvider:
         with self.lock:
             self.recorded.append(rec)
             self.lock.notify_all()
-        h.send_response(status)
         ctype = "application/json" if not isinstance(payload, (bytes, str)) else "text/plain"
         extra = dict(answer.headers)
-        h.send_header("Content-Type", extra.pop("Content-Type", ctype))
-        for k, v in extra.items():
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-        h.wfile.flush()
+        send_answer(h, status, {"Content-Type": extra.pop("Content-Type", ctype), **extra}, data)
 
     def _render(self, provider, answer, rec):
         if answer.status is not None and answer.body is not None:
@@ -627,35 +581,14 @@ class FakeProvider:
 
     def wait_requests(self, provider, n, timeout=5.0):
         """Wait until at least n requests for provider were answered; return them all."""
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while True:
-                got = [r for r in self.recorded if r.provider == provider]
-                if len(got) >= n:
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"fake {provider}: {len(got)} request(s) within {timeout}s, "
-                                         f"expected {n}: {got!r}")
-                self.lock.wait(min(left, 0.1))
+        return wait_for(self.lock, lambda: [r for r in self.recorded if r.provider == provider], n, timeout, 0.1,
+                        lambda got: f"fake {provider}: {len(got)} request(s) within {timeout}s, expected {n}: "
+                                    f"{got!r}")
 
     def wait_arrivals(self, provider, n, timeout=5.0):
         """Wait until at least n requests for provider have arrived (answered or not)."""
-        deadline = time.monotonic() + timeout
-        with self.lock:
-            while True:
-                got = [r for r in self.arrived if r.provider == provider]
-                if len(got) >= n:
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"fake {provider}: {len(got)} arrival(s) within {timeout}s, "
-                                         f"expected {n}")
-                self.lock.wait(min(left, 0.1))
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
+        return wait_for(self.lock, lambda: [r for r in self.arrived if r.provider == provider], n, timeout, 0.1,
+                        lambda got: f"fake {provider}: {len(got)} arrival(s) within {timeout}s, expected {n}")
 
 
 # --------------------------------------------------------------------------

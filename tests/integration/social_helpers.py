@@ -24,12 +24,12 @@ import threading
 import time
 import urllib.parse
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from conftest import logged_messages, wait_until
+from conftest import logged_messages, metric, wait_until
+from fake_http import FakeHTTP, send_answer, wait_for
 from sms_helpers import HELPDESK
 
 HELPDESK_TOKEN = HELPDESK
@@ -134,10 +134,12 @@ class Fault:
         return f"Fault({self.status}, retry_after={self.retry_after}, {self.method} {self.path})"
 
 
-class _Fake:
-    """ThreadingHTTPServer in a thread; subclasses implement _route()."""
+class _Fake(FakeHTTP):
+    """fake_http.FakeHTTP with the rate limit, token check and injected
+    faults; subclasses implement _route()."""
 
     name = "fake"
+    allow_reuse_address = True
 
     def __init__(self, tokens, limit_per_window, window_s):
         self.lock = threading.RLock()
@@ -151,50 +153,7 @@ class _Fake:
         self.window_s = window_s
         self._remaining = None
         self._reset = 0.0  # wall clock
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Head and body are written separately: without this each
-            # answer waits ~40 ms for the client's delayed ACK (Nagle).
-            disable_nagle_algorithm = True
-
-            def log_message(self, *a):
-                pass
-
-            def _body(self):
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    out = b""
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                                pass
-                            return out
-                        out += self.rfile.read(size)
-                        self.rfile.readline()
-                n = int(self.headers.get("Content-Length") or 0)
-                return self.rfile.read(n) if n else b""
-
-            def _handle(self):
-                body = self._body()
-                fake._serve(self, body)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-            allow_reuse_address = True
-
-            def handle_error(self, request, client_address):
-                pass  # a daemon killed mid-request is not news
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
+        self.start_http()
 
     # test controls ----------------------------------------------------------
     def revoke(self, revoked=True):
@@ -272,15 +231,9 @@ class _Fake:
             self.requests.append(req)
             self.cond.notify_all()
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        h.send_response(status)
         if "Content-Type" not in hdrs:
-            h.send_header("Content-Type", "application/json; charset=utf-8")
-        for k, v in hdrs.items():
-            h.send_header(k, v)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data)
-        h.wfile.flush()
+            hdrs = {"Content-Type": "application/json; charset=utf-8", **hdrs}
+        send_answer(h, status, hdrs, data)
         req.t_done = time.monotonic()
 
     # inspection -------------------------------------------------------------
@@ -291,17 +244,9 @@ class _Fake:
 
     def wait_reqs(self, n, timeout=5.0, method=None, path=None, pred=None, what=None):
         """Wait until at least n matching requests were answered; return them."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                got = self.reqs(method, path, pred)
-                if len(got) >= n:
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"{self.name}: {len(got)} matching request(s) within {timeout}s, "
-                                         f"expected {n} ({what or ''}); last: {self.requests[-5:]!r}")
-                self.cond.wait(min(left, 0.05))
+        return wait_for(self.cond, lambda: self.reqs(method, path, pred), n, timeout, 0.05,
+                        lambda got: f"{self.name}: {len(got)} matching request(s) within {timeout}s, "
+                                    f"expected {n} ({what or ''}); last: {self.requests[-5:]!r}")
 
     def describe(self):
         with self.lock:
@@ -309,10 +254,6 @@ class _Fake:
             if self.violations:
                 lines.append(f"VIOLATIONS: {self.violations!r}")
             return "\n".join(lines[-400:]) or "<no requests>"
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 # --------------------------------------------------------------------------
@@ -779,15 +720,6 @@ def assert_exactly_once(rdb, provider, want_ids):
     return stored
 
 
-def quiet(check, seconds, interval=0.05):
-    """check() must stay true for `seconds`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        assert check(), "condition broke during the quiet period"
-        time.sleep(interval)
-    assert check()
-
-
 # --------------------------------------------------------------------------
 # daemon logs
 
@@ -822,6 +754,23 @@ def lease_taken(daemon, provider, since=0):
 def wait_log_line(daemon, provider, contains, since=0, timeout=5.0, level=None):
     return wait_until(lambda: (log_lines(daemon, provider, contains, since, level) or [None])[0], timeout,
                       interval=0.02, what=f"log line {contains!r} source={provider} in {daemon.log_path.name}")
+
+
+def revoke_until_disabled(daemon, fake, rdb, provider):
+    """Revoke the fake's tokens and wait until the daemon has disabled the
+    account: the 401 it got, its error line `disabled`, omr_polls_total
+    outcome=disabled, and its poll lease released. Returns (the 401
+    request, the log line)."""
+    off = daemon.log_offset()
+    fake.revoke()
+    (r401,) = fake.wait_reqs(1, timeout=3, pred=lambda r: r.status == 401)
+    line = wait_log_line(daemon, provider, "disabled", since=off, timeout=3, level="error")
+    print("disable log line:", line)
+    wait_until(lambda: metric(daemon.metrics(), "omr_polls_total", source=provider, outcome="disabled") >= 1
+               or None, 3, what="omr_polls_total outcome=disabled")
+    lease = f"omr:lease:poll:{provider}"
+    wait_until(lambda: not rdb.exists(lease) or None, 3, what=f"{lease} released")
+    return r401, line
 
 
 # --------------------------------------------------------------------------

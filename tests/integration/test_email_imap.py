@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from conftest import base_config, free_port, wait_until
+from conftest import base_config, free_port, quiet, wait_until
 from email_helpers import (  # noqa: F401 - dovecot is a fixture
     BROKEN_KINDS, SALES, SUPPORT, attachment_mail, broken_mail, corpus, dovecot, email_config,
-    email_messages, html_mail, mailbox, nfc, norm_text, plain_mail, quiet, stored_count, wait_stored)
+    email_messages, html_mail, mailbox, nfc, norm_text, plain_mail, stored_count, wait_stored)
 
 
 def start_email(start_daemon, cfg, secrets_dir, dovecot, **imap):

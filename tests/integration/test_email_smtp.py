@@ -9,10 +9,10 @@ import re
 
 import pytest
 
-from conftest import wait_until
+from conftest import quiet, wait_until
 from email_helpers import (  # noqa: F401 - dovecot, smtp, smtp_factory are fixtures
     ACK_RE, AUTO_KINDS, SUPPORT, accepted, auto_mail, conv_hash, dovecot, email_config,
-    log_of, mailbox, norm_text, plain_mail, post_reply, quiet, smtp, smtp_factory,
+    log_of, mailbox, norm_text, plain_mail, post_reply, smtp, smtp_factory,
     wait_reply, wait_stored)
 
 TOKEN_ADDR = re.compile(r"^support\+([^@]+)@example\.com$")

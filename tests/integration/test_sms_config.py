@@ -2,7 +2,7 @@
 connectors.twilio / connectors.vonage): the configs the SMS tests generate
 are valid; a missing secret file or a bad value is `FILE:LINE: message`."""
 
-from conftest import base_config, free_port, to_yaml
+from conftest import offline_config, write_config
 from sms_helpers import TWILIO, VONAGE, API_TOKENS
 from test_check_config import _assert_error_at, check
 
@@ -20,19 +20,15 @@ def _write_secrets(d):
 
 def _config(tmp_path):
     from conftest import sms_sections
-    sec = tmp_path / "secrets"
-    sec.mkdir()
-    for n in ("shop", "partner", "strict"):
-        (sec / f"{n}.secret").write_text("s\n")
+    cfg, sec = offline_config(tmp_path)
     _write_secrets(sec)
-    cfg = base_config("redis://127.0.0.1:1/0", sec, free_port())
     s = sms_sections(sec, "http://127.0.0.1:9")
     cfg["api"] = s["api"]
     cfg["outbound"] = s["outbound"]
     cfg["connectors"]["twilio"] = s["twilio"]
     cfg["connectors"]["vonage"] = s["vonage"]
     path = tmp_path / "sms.yaml"
-    path.write_text(to_yaml(cfg) + "\n")
+    write_config(path, cfg)
     return path, sec
 
 

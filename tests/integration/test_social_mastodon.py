@@ -14,16 +14,15 @@ import time
 
 import pytest
 
-from conftest import base_config, free_port, metric, wait_until
+from conftest import base_config, free_port, metric, quiet, wait_until
 from sms_helpers import accepted_reply, post_reply, wait_reply_hash
 from social_helpers import (  # noqa: F401 - social_fakes is a fixture
     assert_exactly_once, assert_no_overlap_mastodon, assert_no_violations, dedup_count, gaps, log_lines,
-    mastodon_account, mention_html, parse_iso, quiet, social_config, social_fakes, social_messages,
-    wait_count, wait_log_line, wait_stored)
+    mastodon_account, mention_html, parse_iso, revoke_until_disabled, social_config, social_fakes, social_messages,
+    wait_count, wait_stored)
 
 P = "mastodon:brand"
 CURSOR = "omr:cursor:mastodon:brand"
-LEASE = "omr:lease:poll:mastodon:brand"
 
 
 def start(start_daemon, make_config, secrets_dir, fake, replies=False, **acct):
@@ -203,14 +202,7 @@ def test_401_disables_the_account_until_reload(social_fakes, start_daemon, make_
     wait_stored(rdb, "mastodon:other", sb)
     wait_until(lambda: rdb.get(CURSOR) == a.nid_of(sa) or None, 3, what="cursor of brand")
 
-    off = d.log_offset()
-    a.revoke()
-    (r401,) = a.wait_reqs(1, timeout=3, pred=lambda r: r.status == 401)
-    line = wait_log_line(d, P, "disabled", since=off, timeout=3, level="error")
-    print("disable log line:", line)
-    wait_until(lambda: metric(d.metrics(), "omr_polls_total", source=P, outcome="disabled") >= 1 or None, 3,
-               what="omr_polls_total outcome=disabled")
-    wait_until(lambda: not rdb.exists(LEASE) or None, 3, what=f"{LEASE} released")
+    r401, _ = revoke_until_disabled(d, a, rdb, P)
 
     during = a.add_mention("ana@social.example", mention_html("brand", "written while disabled"))
     nb = len(b.reqs())

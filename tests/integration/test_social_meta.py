@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from conftest import (assert_error, base_config, free_port, metric, parse_metrics, store_snapshot,
-                      to_yaml, wait_until)
+from conftest import (assert_error, metric, offline_config, parse_metrics, store_snapshot, wait_until,
+                      write_config)
 from meta_helpers import (APP, APP_SECRET, GRAPH_VERSION, IG_ID, IG_TOKEN, PAGE_ID, PAGE_TOKEN,
                           SECRETS_OF_META, VERIFY_TOKEN, FakeGraph, assert_stored_reply,
                           delivery, delivery_item, entry, graph_error, hub_signature, message_item,
@@ -354,17 +354,13 @@ def test_reply_length_limit(meta_daemon, rdb, fake_graph):
 
 
 def _meta_config_file(tmp_path, mutate=None):
-    sec = tmp_path / "secrets"
-    sec.mkdir()
-    for n in ("shop", "partner", "strict"):
-        (sec / f"{n}.secret").write_text("s\n")
+    cfg, sec = offline_config(tmp_path)
     write_meta_secrets(sec)
-    cfg = base_config("redis://127.0.0.1:1/0", sec, free_port())
     cfg["connectors"]["meta"] = meta_section(sec, "http://127.0.0.1:9")
     if mutate:
         mutate(cfg["connectors"]["meta"]["apps"][0], sec)
     path = tmp_path / "meta.yaml"
-    path.write_text(to_yaml(cfg) + "\n")
+    write_config(path, cfg)
     return path
 
 

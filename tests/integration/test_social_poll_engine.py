@@ -20,10 +20,10 @@ import time
 
 import pytest
 
-from conftest import free_port, wait_until
+from conftest import free_port, quiet, wait_until
 from social_helpers import (  # noqa: F401 - social_fakes is a fixture
     assert_exactly_once, assert_no_overlap_mastodon, assert_no_violations, dedup_count, gaps, iso_ms,
-    lease_taken, mastodon_account, mention_html, quiet, social_config, social_fakes, wait_count,
+    lease_taken, mastodon_account, mention_html, social_config, social_fakes, wait_count,
     wait_log_line, wait_stored, x_account)
 
 N = 1500

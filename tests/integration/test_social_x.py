@@ -13,15 +13,14 @@ import time
 
 import pytest
 
-from conftest import metric, wait_until
+from conftest import metric, quiet, wait_until
 from sms_helpers import accepted_reply, post_reply, wait_reply_hash
 from social_helpers import (  # noqa: F401 - social_fakes is a fixture
-    assert_exactly_once, assert_no_violations, dedup_count, quiet, social_config, social_fakes,
-    wait_count, wait_log_line, wait_stored, x_account)
+    assert_exactly_once, assert_no_violations, dedup_count, revoke_until_disabled, social_config, social_fakes,
+    wait_count, wait_stored, x_account)
 
 P = "x:brand"
 CURSOR = "omr:cursor:x:brand"
-LEASE = "omr:lease:poll:x:brand"
 
 
 def start(start_daemon, make_config, secrets_dir, fake, replies=False, **acct):
@@ -212,14 +211,7 @@ def test_429_and_rate_limit_reset_are_honoured(social_fakes, start_daemon, make_
 def test_401_disables_the_account(social_fakes, start_daemon, make_config, secrets_dir, rdb):
     fake = social_fakes.x()
     d, seed = seeded(start_daemon, make_config, secrets_dir, fake, rdb)
-    off = d.log_offset()
-    fake.revoke()
-    (r401,) = fake.wait_reqs(1, timeout=3, pred=lambda r: r.status == 401)
-    line = wait_log_line(d, P, "disabled", since=off, timeout=3, level="error")
-    print("disable log line:", line)
-    wait_until(lambda: metric(d.metrics(), "omr_polls_total", source=P, outcome="disabled") >= 1 or None, 3,
-               what="omr_polls_total outcome=disabled")
-    wait_until(lambda: not rdb.exists(LEASE) or None, 3, what=f"{LEASE} released")
+    r401, line = revoke_until_disabled(d, fake, rdb, P)
     time.sleep(1.5)
     after = [r for r in fake.reqs() if r.t > r401.t]
     assert not after, f"requests after the 401: {after!r}"
