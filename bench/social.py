@@ -138,7 +138,6 @@ if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "--ceiling-ch
 
 import redis as redis_py  # noqa: E402
 import requests  # noqa: E402
-from http.server import BaseHTTPRequestHandler  # noqa: E402
 
 import conftest as cf  # noqa: E402
 import meta_helpers as mh  # noqa: E402
@@ -735,8 +734,6 @@ def main():
     p.add_argument("--lease", default="2s", help="lease of the handover phase (default 2s)")
     p.add_argument("--lease-interval", default="500ms", help="poll_interval of the handover phase (default 500ms)")
     p.add_argument("--settle", type=float, default=1.0, help="seconds after restarting a killed daemon (default 1)")
-    p.add_argument("--fake-nagle", action="store_true",
-                   help="leave Nagle on in the fakes' sockets (their default; costs ~40 ms per page, see README)")
     p.add_argument("--runs", type=int, default=1, help="repeat phases 1-3 (default 1; the lease phase runs once)")
     p.add_argument("--phases", default="mastodon,x,meta,lease", help="comma list (default all)")
     p.add_argument("--ceiling-reps", type=int, default=3, help="ceiling pagings per phase, median taken (default 3)")
@@ -759,12 +756,6 @@ def main():
     if not 1 <= args.mastodon_page <= 80 or not 5 <= args.x_page <= 100:
         p.error("--mastodon-page 1..80, --x-page 5..100")
     args.daemon = os.path.abspath(args.daemon)
-    # The fakes (ThreadingHTTPServer) write an answer's head and body in two
-    # writes; with Nagle on, the body's last segment waits for the client's
-    # delayed ACK (~40 ms on loopback), for the daemon and the Python client
-    # alike. Real servers set TCP_NODELAY (nginx does by default), so the
-    # bench does too unless --fake-nagle asks for the fakes' default.
-    BaseHTTPRequestHandler.disable_nagle_algorithm = not args.fake_nagle
 
     stop_on_signals()
     stamp, out_json, logs = out_paths(args.out, "social")
