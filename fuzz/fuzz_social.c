@@ -4,6 +4,7 @@
  * picks the provider and whether a cursor is stored. */
 #include <glib.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 .page_size = 5,
         };
         struct social_account a = {.conf = &conf};
-        strcpy(a.provider, x ? "x:brand" : "mastodon:brand");
+        snprintf(a.provider, sizeof(a.provider), "%s", x ? "x:brand" : "mastodon:brand");
         const struct omr_poll_source_ops *ops = x ? &omr_x_poll_ops : &omr_mastodon_poll_ops;
         struct omr_fetch_response r = {.status = 200, .body = body, .body_len = size - 1};
         for (int round = 0; round < 2; round++) { /* X: a second page joins the first */

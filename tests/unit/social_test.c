@@ -91,7 +91,7 @@ static void test_mastodon_page(void **state)
 {
         (void)state;
         struct social_account a = {.conf = &conf};
-        strcpy(a.provider, "mastodon:brand");
+        snprintf(a.provider, sizeof(a.provider), "mastodon:brand");
         struct omr_poll_page page;
         /* Newest first on the wire, stored oldest first; a notification
          * that is not a usable mention is skipped but passed by the cursor. */
@@ -122,7 +122,7 @@ static void test_mastodon_page(void **state)
          * split character would make the message unstorable forever). */
         char body2[1024], desc[260];
         memset(desc, 'a', 199);
-        strcpy(desc + 199, "\xe1\xbb\x87 more"); /* "ệ" straddles byte 200 */
+        snprintf(desc + 199, sizeof(desc) - 199, "\xe1\xbb\x87 more"); /* "ệ" straddles byte 200 */
         snprintf(body2, sizeof(body2),
                  "[{\"id\":\"20\",\"type\":\"mention\",\"account\":{\"acct\":\"a\"},"
                  "\"status\":{\"id\":\"600\",\"visibility\":\"public\",\"content\":\"x\","
@@ -153,7 +153,7 @@ static void test_x_round(void **state)
 {
         (void)state;
         struct social_account a = {.conf = &conf};
-        strcpy(a.provider, "x:brand");
+        snprintf(a.provider, sizeof(a.provider), "x:brand");
         struct omr_poll_page page;
         char *url = omr_x_poll_ops.url(&a, "100", true);
         assert_non_null(strstr(url, "/2/users/42/mentions?max_results=2&"));
