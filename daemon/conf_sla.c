@@ -344,6 +344,25 @@ static int csat_window(struct cy *cy, yaml_node_t *v, void *obj)
         return 0;
 }
 
+static int csat_channels(struct cy *cy, yaml_node_t *v, void *obj)
+{
+        struct omr_conf *c = obj;
+        char **l = NULL;
+        size_t n = 0;
+        int rc = cy_string_list(cy, v, "sla.csat.channel", &l, &n);
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+                int ch = omr_channel_parse(l[i]);
+                if (ch < 0) {
+                        cy_error(cy, v, "unknown channel '%s'", l[i]);
+                        rc = -1;
+                } else {
+                        c->csat.channels |= 1u << ch;
+                }
+        }
+        free_list(l, n);
+        return rc;
+}
+
 static int csat_fallback(struct cy *cy, yaml_node_t *v, void *obj)
 {
         return cy_string(cy, v, "sla.csat.fallback", &((struct omr_conf *)obj)->csat.fallback);
@@ -366,11 +385,9 @@ static int csat_templates(struct cy *cy, yaml_node_t *v, void *obj)
 static int sla_csat(struct cy *cy, yaml_node_t *v, void *obj)
 {
         static const struct cy_key keys[] = {
-                {"enabled", csat_enabled},
-                {"window", csat_window},
-                {"templates", csat_templates},
-                {"fallback", csat_fallback},
-                {NULL, NULL},
+                {"enabled", csat_enabled},     {"window", csat_window},
+                {"templates", csat_templates}, {"fallback", csat_fallback},
+                {"channel", csat_channels},    {NULL, NULL},
         };
         struct omr_conf *c = obj;
         int rc = cy_mapping(cy, v, "sla.csat", keys, obj);

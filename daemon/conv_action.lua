@@ -129,7 +129,7 @@ if action == 'resolve' then
   if res_outcome then R.attain('res', c.channel, c.queue, res_outcome) end
   -- Satisfaction survey (docs/sla.md): one question, answered 1-5; never
   -- to a machine sender.
-  local survey = R.csat_text(c.language)
+  local survey = R.csat_text(c.language, c.channel)
   if survey and (c.csat_state or '') ~= 'asked' and c.auto_submitted ~= '1' then
     local rid = R.say(id, survey, 'csat', now)
     redis.call('HSET', ck, 'csat_state', 'asked', 'csat_asked_at', now, 'csat_reply', rid)

@@ -208,10 +208,15 @@ function R.say(conv_id, text, source, now)
   return id
 end
 
--- The survey text for a language (prefix match), else the fallback's.
-function R.csat_text(language)
+-- The survey text for a language (prefix match), else the fallback's;
+-- nil when surveys are off or not asked on the channel (social by
+-- default: a survey there would be a public post).
+function R.csat_text(language, channel)
   local conf = R.hash(R.key('csat', 'conf'))
   if conf.enabled ~= '1' then return nil, conf end
+  if channel and conf.channels and not string.find(conf.channels, ',' .. channel .. ',', 1, true) then
+    return nil, conf
+  end
   -- The longest matching tag wins ("pt-BR" before "pt"), whatever order
   -- the hash returns.
   local lang, best, best_len = string.lower(language or ''), nil, 0

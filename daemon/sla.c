@@ -350,10 +350,21 @@ static void publish_csat(struct omr_sla *s)
         omr_store_command(s->core->store, on_published, NULL, 2, del, NULL);
         if (!c->csat.enabled)
                 return;
+        /* ",email,chat," — the channels asked, for a substring test in Lua. */
+        unsigned mask = c->csat.channels
+                                ? c->csat.channels
+                                : ((1u << OMR_CHANNEL__COUNT) - 1) & ~(1u << OMR_CHANNEL_SOCIAL);
+        char channels[128] = ",";
+        size_t used = 1;
+        for (int ch = 0; ch < OMR_CHANNEL__COUNT && used < sizeof(channels); ch++)
+                if (mask & (1u << ch))
+                        used += (size_t)snprintf(channels + used, sizeof(channels) - used, "%s,",
+                                                 omr_channel_name((enum omr_channel)ch));
         const char *hset[] = {
-                "HSET",      key,    "enabled",  "1",
-                "window_ms", window, "fallback", c->csat.fallback ? c->csat.fallback : "en"};
-        omr_store_command(s->core->store, on_published, NULL, 8, hset, NULL);
+                "HSET",      key,     "enabled",  "1",
+                "window_ms", window,  "fallback", c->csat.fallback ? c->csat.fallback : "en",
+                "channels",  channels};
+        omr_store_command(s->core->store, on_published, NULL, 10, hset, NULL);
         for (size_t i = 0; i < c->csat.n_templates; i++) {
                 char field[80];
                 snprintf(field, sizeof(field), "text:%s", c->csat.templates[i].language);

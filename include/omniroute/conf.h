@@ -271,6 +271,9 @@ struct omr_conf_ack {
 /* A one-question satisfaction survey after resolution. */
 struct omr_conf_csat {
         bool enabled;
+        /* bit (1u << enum omr_channel) of the channels asked; 0: every
+         * channel but social (a survey there would be a public post) */
+        unsigned channels;
         int64_t window_ms; /* how long after asking a 1-5 answer counts */
         struct omr_conf_ack_template *templates;
         size_t n_templates;

@@ -177,3 +177,25 @@ def test_no_survey_to_machines_and_a_new_one_after_reopen(start_daemon, sms_conf
     wait_for(lambda: conv_hash(rdb, conv).get("status") == "assigned" or None, 5, "assigned")
     assert api(d).resolve(conv, AGENT).status_code == 200
     assert len(daemon_messages(rdb, conv, "csat")) == 2                # asked again
+
+
+@pytest.mark.timeout(30)
+def test_no_survey_on_social_unless_asked_for(start_daemon, sms_config, tmp_path, rdb):
+    """A survey on a social conversation would be a public post: by default
+    every channel but social is asked; `channel` lists the ones to ask."""
+    def resolved(d, channel):
+        conv = post_api(d, channel=channel, text="Where is my order?")
+        wait_for(lambda: conv_hash(rdb, conv).get("status") or None, 5, "stored")
+        assert api(d).resolve(conv, AGENT).status_code == 200
+        return conv
+
+    csat = {"enabled": True, "templates": {"en": "Rate us 1-5"}}
+    (d,) = start(start_daemon, sms_config, tmp_path, csat=csat)
+    assert not daemon_messages(rdb, resolved(d, "social"), "csat")
+    assert len(daemon_messages(rdb, resolved(d, "sms"), "csat")) == 1
+    d.terminate()
+
+    rdb.flushall()
+    (d,) = start(start_daemon, sms_config, tmp_path, csat=dict(csat, channel=["social"]))
+    assert len(daemon_messages(rdb, resolved(d, "social"), "csat")) == 1
+    assert not daemon_messages(rdb, resolved(d, "sms"), "csat")
